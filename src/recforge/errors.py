@@ -1,0 +1,43 @@
+"""The exceptions recforge raises on bad input, each naming where the fault is.
+
+Validation happens at the boundary (readers, configs, checkpoints), so a user sees the file, the
+line or field, and what was expected instead of a traceback from deep inside numpy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class RecforgeError(Exception):
+    """Base class of every error recforge raises on purpose."""
+
+
+class DataFormatError(RecforgeError):
+    """A data file (or an in-memory table) does not have the expected form.
+
+    The message reads ``path:line: field 'name': problem``; ``line`` is 1-based and omitted when the
+    fault is not tied to one line (an empty file, a missing column).
+    """
+
+    def __init__(self, path: str | Path, problem: str, *, line: int | None = None, field: str | None = None):
+        self.path, self.line, self.field, self.problem = str(path), line, field, problem
+        where = self.path if line is None else f"{self.path}:{line}"
+        what = problem if field is None else f"field '{field}': {problem}"
+        super().__init__(f"{where}: {what}")
+
+
+class ConfigError(RecforgeError):
+    """An experiment configuration, an override or a name in it is invalid."""
+
+
+class CheckpointError(RecforgeError):
+    """A checkpoint or run directory is missing, incomplete, or belongs to other data."""
+
+
+class UnknownNameError(ConfigError):
+    """A name looked up in a registry does not exist; the message lists the valid names."""
+
+    def __init__(self, kind: str, name: str, choices: list[str] | tuple[str, ...]):
+        self.kind, self.name, self.choices = kind, name, tuple(choices)
+        super().__init__(f"unknown {kind} '{name}'; choose one of: {', '.join(sorted(choices))}")
