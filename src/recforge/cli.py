@@ -1,0 +1,142 @@
+"""`recforge` command line: a thin layer that parses, calls one library function, and prints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recforge.errors import RecforgeError
+
+app = typer.Typer(
+    name="recforge",
+    help="Build accurate recommenders and distill them into fast ones.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+console = Console()
+status = Console(stderr=True)
+
+OverrideOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-o", help="Override a config value, e.g. -o model.dim=128 (repeatable)."),
+]
+
+
+def _fail(error: RecforgeError) -> None:
+    status.print(f"[bold red]error:[/] {error}", highlight=False)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML experiment file (see configs/).")],
+    overrides: OverrideOption = None,
+    resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/resume after an interruption.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train the experiment in CONFIG; write RUN_DIR/{config.yaml,metrics.json,log.jsonl,model.safetensors}."""
+    from recforge.config import load_config
+    from recforge.train.trainer import train as run_training
+
+    try:
+        experiment = load_config(config, overrides or ())
+        result = run_training(experiment, resume=resume, console=status, show_progress=progress)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(result.summary_table(tuple(experiment.evaluation.ks)))
+    console.print(f"run directory: {result.run_dir}")
+
+
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `recforge train`.")],
+    fold: Annotated[list[str] | None, typer.Option(help="Fold(s) to score: valid, test.")] = None,
+    overrides: OverrideOption = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score the best checkpoint of RUN_DIR on its saved split (valid and test by default)."""
+    from recforge.train.run_dir import evaluate_run, load_run
+
+    folds = tuple(fold or ("valid", "test"))
+    for name in folds:
+        if name not in ("valid", "test", "train"):
+            _fail(RecforgeError(f"--fold: expected valid or test, got '{name}'"))
+    try:
+        run = load_run(run_dir, overrides=tuple(overrides or ()), device=device)
+        results = evaluate_run(run, folds)
+    except RecforgeError as error:
+        _fail(error)
+    if as_json:
+        console.print_json(json.dumps({name: result.to_dict() for name, result in results.items()}))
+        return
+    table = Table(title=f"{run_dir} (epoch {run.info.epoch}, split {run.info.split_hash})")
+    table.add_column("metric")
+    for name in results:
+        table.add_column(name, justify="right")
+    for metric in next(iter(results.values())).metrics:
+        table.add_row(metric, *(f"{result.metrics[metric]:.4f}" for result in results.values()))
+    console.print(table)
+
+
+@data_app.command("info")
+def data_info(
+    name_or_path: Annotated[str, typer.Argument(help="A registered dataset name or a path to data files.")],
+    root: Annotated[Path | None, typer.Option(help="Root of the named datasets (else $RECFORGE_DATA).")] = None,
+    data_format: Annotated[str | None, typer.Option("--format", help="Force a reader for a path.")] = None,
+) -> None:
+    """Read a dataset and print its size, sparsity and what it carries."""
+    from recforge.data.registry import load_dataset
+
+    try:
+        options = {"format": data_format} if data_format else {}
+        dataset = load_dataset(name_or_path, root=root, **options)
+    except RecforgeError as error:
+        _fail(error)
+    table = Table(title=f"{dataset.name}", show_header=False)
+    for key, value in dataset.summary().items():
+        table.add_row(key, f"{value:.6f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    for note in dataset.notes:
+        console.print(f"note: {note}")
+
+
+@app.command()
+def quickstart(
+    output_dir: Annotated[Path, typer.Option(help="Where the run is written.")] = Path("runs/quickstart"),
+    overrides: OverrideOption = None,
+    users: Annotated[int, typer.Option(help="How many users to show recommendations for.")] = 3,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train LightGCN on MovieLens-100K, print test metrics and top-10 recommendations with titles."""
+    from recforge.quickstart import recommendations_for, run_quickstart
+
+    try:
+        result = run_quickstart(output_dir, tuple(overrides or ()), console=status, show_progress=progress)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(result.summary_table())
+    for entry in recommendations_for(result, num_users=users):
+        table = Table(title=f"user {entry.user} — recently watched: {'; '.join(entry.recent)}", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("recommended (✓ = watched in the held-out test fold)")
+        for rank, (title, hit) in enumerate(zip(entry.recommended, entry.hits, strict=True), start=1):
+            table.add_row(str(rank), f"{title}{'  ✓' if hit else ''}")
+        console.print(table)
+    console.print(f"run directory: {result.run_dir}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

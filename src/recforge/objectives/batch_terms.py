@@ -1,0 +1,76 @@
+"""Named recommendation loss terms over one training batch, so a config can weight any of them.
+
+Each term maps a :class:`TripletEmbeddings` (the batch's users, positives and sampled negatives,
+propagated and ego) to a scalar. ``objective.weights`` in the config picks terms by these names;
+:func:`recforge.objectives.combine.weighted_sum` adds them up and returns the parts to log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from recforge.objectives.contrastive import alignment, uniformity
+from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax
+from recforge.objectives.regularization import l2_ego
+
+
+@dataclass(frozen=True)
+class TermParameters:
+    """Hyperparameters some terms read (temperatures, DirectAU exponents)."""
+
+    temperature: float = 0.2
+    alignment_alpha: float = 2.0
+    uniformity_t: float = 2.0
+
+
+@dataclass(frozen=True)
+class TripletEmbeddings:
+    """One batch: ``user``/``positive`` (B, d), ``negatives`` (B, n, d); ``*_ego`` are the layer-0 rows
+    the L2 term penalises; ``user_ids``/``positive_ids`` (B,) let terms spot duplicates."""
+
+    user: Tensor
+    positive: Tensor
+    negatives: Tensor
+    user_ego: Tensor
+    positive_ego: Tensor
+    negatives_ego: Tensor
+    user_ids: Tensor
+    positive_ids: Tensor
+
+
+def _uniformity_of_batch(batch: TripletEmbeddings, params: TermParameters) -> Tensor:
+    # DirectAU averages the uniformity of users and of items; each entity is counted once, as a
+    # repeated row would add zero-distance pairs that the loss can never push apart.
+    users = batch.user[_first_occurrence(batch.user_ids)]
+    items = batch.positive[_first_occurrence(batch.positive_ids)]
+    return (uniformity(users, t=params.uniformity_t) + uniformity(items, t=params.uniformity_t)) / 2
+
+
+def _first_occurrence(ids: Tensor) -> Tensor:
+    unique, inverse = torch.unique(ids, return_inverse=True)
+    first = torch.full((len(unique),), len(ids), dtype=torch.long, device=ids.device)
+    return first.scatter_reduce(0, inverse, torch.arange(len(ids), device=ids.device), reduce="amin")
+
+
+TERMS: dict[str, Callable[[TripletEmbeddings, TermParameters], Tensor]] = {
+    "bpr": lambda b, p: bpr(b.user, b.positive, b.negatives),
+    "softmax": lambda b, p: sampled_softmax(b.user, b.positive, b.negatives, temperature=p.temperature),
+    "in_batch_softmax": lambda b, p: in_batch_softmax(
+        b.user, b.positive, temperature=p.temperature, item_ids=b.positive_ids
+    ),
+    "alignment": lambda b, p: alignment(b.user, b.positive, alpha=p.alignment_alpha),
+    "uniformity": _uniformity_of_batch,
+    "l2": lambda b, p: l2_ego(b.user_ego, b.positive_ego, b.negatives_ego, batch_size=len(b.user_ids)),
+}
+"""Every term a config may weight, by name."""
+
+
+def compute_terms(
+    names: list[str] | tuple[str, ...], batch: TripletEmbeddings, params: TermParameters
+) -> dict[str, Tensor]:
+    """Evaluate just the named terms (unweighted ones cost nothing)."""
+    return {name: TERMS[name](batch, params) for name in names}

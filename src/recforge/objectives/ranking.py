@@ -1,0 +1,92 @@
+r"""Ranking loss terms on embeddings: BPR, sampled softmax and in-batch softmax.
+
+Each is a plain function of the batch's embeddings returning a scalar (the mean over the batch);
+scores are dot products. Cosine similarity is not a flag here: a caller who wants it normalises
+the rows first (``F.normalize``), so each function has one meaning.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def bpr(user: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
+    r"""Bayesian personalised ranking (Rendle et al., UAI 2009).
+
+    .. math::  -\frac{1}{Bn} \sum_b \sum_j \log \sigma(u_b \cdot p_b - u_b \cdot n_{bj})
+
+    Args:
+        user, positive: (B, d).
+        negative: (B, d) for one negative per pair, or (B, n, d): the loss is then the mean over
+            the n negatives as well as over the batch.
+
+    Returns:
+        Scalar.
+    """
+    positive_score = (user * positive).sum(-1)  # (B,)
+    if negative.dim() == 3:
+        _check_negatives("bpr", negative)
+        negative_score = torch.einsum("bd,bnd->bn", user, negative)
+        margin = positive_score.unsqueeze(1) - negative_score  # (B, n)
+    else:
+        margin = positive_score - (user * negative).sum(-1)  # (B,)
+    return -F.logsigmoid(margin).mean()  # not log(sigmoid(.)): finite when margin << 0
+
+
+def sampled_softmax(user: Tensor, positive: Tensor, negatives: Tensor, *, temperature: float) -> Tensor:
+    r"""Softmax cross-entropy over the positive and n sampled negatives (positive at index 0).
+
+    .. math::  -\frac1B \sum_b \log \frac{\exp(u_b \cdot p_b/\tau)}
+               {\exp(u_b \cdot p_b/\tau) + \sum_{j=1}^{n} \exp(u_b \cdot n_{bj}/\tau)}
+
+    Args:
+        user, positive: (B, d).
+        negatives: (B, n, d), n >= 1.
+        temperature: :math:`\tau > 0`.
+
+    Returns:
+        Scalar.
+    """
+    _check_negatives("sampled_softmax", negatives)
+    positive_logit = (user * positive).sum(-1, keepdim=True)  # (B, 1)
+    negative_logits = torch.einsum("bd,bnd->bn", user, negatives)  # (B, n)
+    logits = torch.cat([positive_logit, negative_logits], dim=1) / temperature
+    targets = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, targets)
+
+
+def in_batch_softmax(
+    user: Tensor, positive: Tensor, *, temperature: float, item_ids: Tensor | None = None
+) -> Tensor:
+    r"""Softmax cross-entropy where the other rows' positives are the negatives.
+
+    .. math::  -\frac1B \sum_b \log \frac{\exp(u_b \cdot p_b/\tau)}
+               {\sum_{c \in C_b} \exp(u_b \cdot p_c/\tau)}
+
+    with :math:`C_b` every row of the batch. A popular item appears as the positive of several
+    rows; for row b a copy of its own item at row c ≠ b is a false negative. Given ``item_ids``,
+    such copies are left out: :math:`C_b = \{b\} \cup \{c : \text{item}_c \ne \text{item}_b\}`.
+
+    Args:
+        user, positive: (B, d).
+        temperature: :math:`\tau > 0`.
+        item_ids: optional (B,) id of each row's positive item, to mask duplicates.
+
+    Returns:
+        Scalar.
+    """
+    logits = user @ positive.T / temperature  # (B, B), row b's positive on the diagonal
+    if item_ids is not None:
+        same_item = item_ids.unsqueeze(0) == item_ids.unsqueeze(1)
+        same_item.fill_diagonal_(False)
+        logits = logits.masked_fill(same_item, float("-inf"))  # the diagonal stays finite: no NaN
+    targets = torch.arange(len(logits), device=logits.device)
+    return F.cross_entropy(logits, targets)
+
+
+def _check_negatives(name: str, negatives: Tensor) -> None:
+    if negatives.dim() != 3 or negatives.shape[1] == 0:
+        shape = tuple(negatives.shape)
+        raise ValueError(f"{name}: negatives must be (B, n, d) with n >= 1, got shape {shape}")

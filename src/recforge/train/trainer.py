@@ -1,0 +1,305 @@
+"""The training loop: Adam over named loss terms, validation-only early stopping, one final test.
+
+Everything a run produces goes to its run directory: ``config.yaml``, ``split.npz``,
+``id_maps.json``, ``log.jsonl`` (one line per epoch), ``model.safetensors`` (best on validation),
+``resume/`` (last epoch, for ``--resume``) and ``metrics.json`` (best valid + the single test score).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from torch import nn
+
+from recforge.config import ExperimentConfig
+from recforge.data.sampling import TrainingBatches
+from recforge.errors import CheckpointError
+from recforge.evaluation.evaluator import EvaluationResult, Evaluator
+from recforge.models.registry import model_inputs
+from recforge.objectives.batch_terms import TermParameters, TripletEmbeddings, compute_terms
+from recforge.objectives.combine import weighted_sum
+from recforge.train.checkpoint import (
+    RESUME_DIR,
+    WEIGHTS_FILE,
+    CheckpointInfo,
+    TrainingState,
+    load_resume_state,
+    load_weights,
+    save_resume_state,
+    save_weights,
+)
+from recforge.train.experiment import PreparedData, build_encoder, count_parameters, prepare_data, resolve_device
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports (also written to ``metrics.json``)."""
+
+    run_dir: Path
+    model: nn.Module
+    data: PreparedData
+    best_epoch: int
+    epochs_run: int
+    valid: EvaluationResult
+    test: EvaluationResult
+    timings: dict[str, float]
+    num_parameters: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid.metrics,
+            "test": self.test.metrics,
+            "test_slices": self.test.slices,
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "timings": self.timings,
+            "parameters": self.num_parameters,
+            "split": self.data.split.summary(),
+            "data_notes": self.data.notes,
+        }
+
+    def summary_table(self, ks: tuple[int, ...] = (10, 20)) -> Table:
+        table = Table(title=f"{self.run_dir.name}: best epoch {self.best_epoch} of {self.epochs_run} (selected on valid)")
+        table.add_column("split")
+        names = [f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in ks]
+        names = [n for n in names if n in self.test.metrics]
+        for name in names:
+            table.add_column(name, justify="right")
+        for label, result in (("valid", self.valid), ("test", self.test)):
+            table.add_row(label, *(f"{result.metrics[n]:.4f}" for n in names))
+        table.caption = (
+            f"train {self.timings['train_seconds']:.1f} s ({self.timings['seconds_per_epoch']:.2f} s/epoch), "
+            f"evaluation {self.timings['eval_seconds']:.1f} s, {self.num_parameters:,} parameters"
+        )
+        return table
+
+
+def seed_everything(seed: int) -> None:
+    """One seed drives Python, numpy and torch (samplers derive theirs from it per epoch)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(
+    config: ExperimentConfig, *, resume: bool = False, console: Console | None = None, show_progress: bool = True
+) -> TrainResult:
+    """Run the experiment ``config`` describes and return its results.
+
+    With ``resume=True`` the run continues from ``RUN_DIR/resume`` (the last finished epoch), with
+    the same batches and random state it would have had without the interruption.
+    """
+    console = console or Console(stderr=True)
+    run_dir = config.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.train.num_threads:
+        torch.set_num_threads(config.train.num_threads)
+    seed_everything(config.seed)
+    started = time.perf_counter()
+
+    data = prepare_data(config, run_dir / "split.npz")
+    split = data.split
+    device = resolve_device(config.train.device)
+    model = build_encoder(config, split.num_users, split.num_items).to(device)
+    inputs = model_inputs(model, split.csr("train"), device)
+    evaluator = Evaluator(
+        split,
+        ks=tuple(config.evaluation.ks),
+        metrics=tuple(config.evaluation.metrics),
+        batch_size=config.evaluation.batch_size,
+        activity_slices=tuple(config.evaluation.activity_slices),
+    )
+    batches = TrainingBatches(
+        split.train,
+        num_items=split.num_items,
+        batch_size=config.train.batch_size,
+        num_negatives=config.train.num_negatives,
+        seed=config.seed,
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+    info = CheckpointInfo(
+        model=config.model.name,
+        num_users=split.num_users,
+        num_items=split.num_items,
+        split_hash=split.content_hash,
+        dataset=data.dataset.name,
+        epoch=-1,
+    )
+    (run_dir / "config.yaml").write_text(config.to_yaml())
+    _write_id_maps(run_dir, data)
+
+    log_path = run_dir / "log.jsonl"
+    if resume:
+        state = load_resume_state(run_dir, model, optimizer, info)
+        _truncate_log(log_path, state.next_epoch)
+        console.print(f"resuming {run_dir} at epoch {state.next_epoch} (best so far: epoch {state.best_epoch})")
+    else:
+        if (run_dir / RESUME_DIR).exists() or log_path.exists():
+            log_path.unlink(missing_ok=True)
+        state = TrainingState(next_epoch=0, global_step=0, best_metric=-math.inf, best_epoch=-1,
+                              evaluations_since_best=0, train_seconds=0.0)
+
+    stopping_metric = config.train.early_stopping_metric
+    term_names = tuple(config.objective.weights)
+    term_params = TermParameters(
+        temperature=config.objective.temperature,
+        alignment_alpha=config.objective.alignment_alpha,
+        uniformity_t=config.objective.uniformity_t,
+    )
+    total_steps = config.train.epochs * len(batches)
+    eval_seconds = 0.0
+
+    with _progress(console, show_progress) as progress:
+        epoch_task = progress.add_task("epochs", total=config.train.epochs, completed=state.next_epoch)
+        batch_task = progress.add_task("batches", total=len(batches))
+        for epoch in range(state.next_epoch, config.train.epochs):
+            batches.set_epoch(epoch)
+            model.train()
+            epoch_started = time.perf_counter()
+            sums: dict[str, float] = {}
+            progress.reset(batch_task, total=len(batches), description=f"epoch {epoch}")
+            for batch in batches:
+                lr = _learning_rate(config, state.global_step, total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                users_all, items_all = model(**inputs)
+                user_ego, item_ego = model.initial_embeddings()
+                users, positives, negatives = (t.to(device) for t in (batch.users, batch.positives, batch.negatives))
+                embeddings = TripletEmbeddings(
+                    user=users_all[users], positive=items_all[positives], negatives=items_all[negatives],
+                    user_ego=user_ego[users], positive_ego=item_ego[positives], negatives_ego=item_ego[negatives],
+                    user_ids=users, positive_ids=positives,
+                )
+                loss, parts = weighted_sum(compute_terms(term_names, embeddings, term_params),
+                                           config.objective.weights)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                state.global_step += 1
+                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+                for name, value in parts.items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
+                progress.advance(batch_task)
+            epoch_seconds = time.perf_counter() - epoch_started
+            state.train_seconds += epoch_seconds
+            record: dict[str, Any] = {
+                "epoch": epoch,
+                "train_seconds": round(epoch_seconds, 3),
+                "lr": lr,
+                **{name: value / max(len(batches), 1) for name, value in sums.items()},
+            }
+            out_of_time = (
+                config.train.max_train_seconds is not None and state.train_seconds >= config.train.max_train_seconds
+            )
+            last_epoch = epoch == config.train.epochs - 1 or out_of_time
+            stop = out_of_time
+            if (epoch + 1) % config.train.eval_every == 0 or last_epoch:
+                valid = _evaluate(model, inputs, evaluator, "valid")
+                eval_seconds += valid.seconds
+                value = valid.metrics[stopping_metric]
+                record["valid"] = valid.metrics
+                record["eval_seconds"] = round(valid.seconds, 3)
+                if value > state.best_metric:
+                    state.best_metric, state.best_epoch, state.evaluations_since_best = value, epoch, 0
+                    save_weights(model, run_dir / WEIGHTS_FILE, _with_epoch(info, epoch))
+                    record["best"] = True
+                else:
+                    state.evaluations_since_best += 1
+                    stop = stop or state.evaluations_since_best >= config.train.patience
+                console.print(
+                    f"epoch {epoch:>4}  loss {record['loss']:.4f}  {stopping_metric} {value:.4f}"
+                    + ("  (best)" if record.get("best") else f"  (best {state.best_metric:.4f} @ {state.best_epoch})")
+                )
+            state.history.append(record)
+            with log_path.open("a") as log:
+                log.write(json.dumps(record) + "\n")
+            state.next_epoch = epoch + 1
+            save_resume_state(run_dir, model, optimizer, state, _with_epoch(info, epoch))
+            progress.advance(epoch_task)
+            if stop:
+                reason = "time budget reached" if out_of_time else f"no improvement in {config.train.patience} evaluations"
+                console.print(f"stopping after epoch {epoch}: {reason}")
+                break
+
+    if state.best_epoch < 0:
+        raise CheckpointError(f"{run_dir}: training finished without a validation evaluation")
+    load_weights(model, run_dir / WEIGHTS_FILE, info)
+    valid = _evaluate(model, inputs, evaluator, "valid")
+    test = _evaluate(model, inputs, evaluator, "test")
+    eval_seconds += valid.seconds + test.seconds
+    epochs_run = state.next_epoch
+    result = TrainResult(
+        run_dir=run_dir,
+        model=model,
+        data=data,
+        best_epoch=state.best_epoch,
+        epochs_run=epochs_run,
+        valid=valid,
+        test=test,
+        timings={
+            "train_seconds": round(state.train_seconds, 3),
+            "seconds_per_epoch": round(state.train_seconds / max(epochs_run, 1), 3),
+            "eval_seconds": round(eval_seconds, 3),
+            "total_seconds": round(time.perf_counter() - started, 3),
+        },
+        num_parameters=count_parameters(model),
+        history=state.history,
+    )
+    (run_dir / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
+    return result
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, inputs: dict[str, torch.Tensor], evaluator: Evaluator, fold: str) -> EvaluationResult:
+    model.eval()
+    users, items = model(**inputs)
+    return evaluator.evaluate(users, items, fold)
+
+
+def _learning_rate(config: ExperimentConfig, step: int, total_steps: int) -> float:
+    base = config.train.learning_rate
+    if config.train.lr_schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
+    return base
+
+
+def _with_epoch(info: CheckpointInfo, epoch: int) -> CheckpointInfo:
+    return CheckpointInfo(**{**info.__dict__, "epoch": epoch})
+
+
+def _write_id_maps(run_dir: Path, data: PreparedData) -> None:
+    maps = {"users": data.dataset.user_ids.tolist(), "items": data.dataset.item_ids.tolist()}
+    (run_dir / "id_maps.json").write_text(json.dumps(maps))
+
+
+def _truncate_log(log_path: Path, next_epoch: int) -> None:
+    """Drop log lines of epochs after the resume point (they ran, but their state was not saved)."""
+    if not log_path.exists():
+        return
+    kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["epoch"] < next_epoch]
+    log_path.write_text("".join(line + "\n" for line in kept))
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not enabled,
+    )
