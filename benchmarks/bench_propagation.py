@@ -29,6 +29,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +89,20 @@ def layer_mean(propagate: Propagate, embedding: Tensor, num_layers: int) -> Tens
     return layer_sum / (num_layers + 1)
 
 
-def time_ms(step: Callable[[], object], repeats: int, warmup: int = 2) -> list[float]:
-    for _ in range(warmup):
-        step()
-    times = []
+def interleaved_times_ms(
+    steps: dict[str, Callable[[], object]], repeats: int, warmup: int = 2
+) -> dict[str, list[float]]:
+    """Wall-clock ms of each step, the steps timed round-robin: on a shared machine a burst of
+    someone else's load then slows every variant alike instead of whichever ran during it."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
-        started = time.perf_counter()
-        step()
-        times.append(1e3 * (time.perf_counter() - started))
+        for name, step in steps.items():
+            started = time.perf_counter()
+            step()
+            times[name].append(1e3 * (time.perf_counter() - started))
     return times
 
 
@@ -163,19 +170,24 @@ def main() -> None:
         torch.testing.assert_close(output, reference_output, rtol=1e-4, atol=1e-6, msg=name)
         torch.testing.assert_close(grad, reference_grad, rtol=1e-4, atol=1e-6, msg=name)
 
-    rows: list[tuple[str, list[float], list[float] | None]] = []
-    for name, propagate in variants.items():
-        forward = time_ms(lambda p=propagate: layer_mean(p, embedding, args.layers), args.repeats)
-        slow_backward = name in ("coo", "csr")
-        both = None if (args.skip_slow and slow_backward) else time_ms(
-            lambda p=propagate: forward_backward(p), args.repeats
-        )
-        rows.append((name, forward, both))
     numpy_embedding = embedding.detach().numpy()
-    scipy_forward = time_ms(
-        lambda: layer_mean(lambda x: scipy_csr @ x, numpy_embedding, args.layers), args.repeats  # type: ignore[arg-type]
-    )
-    rows.append(("scipy (fwd only)", scipy_forward, None))
+    steps: dict[str, Callable[[], object]] = {}
+    for name, propagate in variants.items():
+        steps[f"{name} fwd"] = partial(layer_mean, propagate, embedding, args.layers)
+        if not (args.skip_slow and name in ("coo", "csr")):
+            steps[f"{name} fwd+bwd"] = partial(forward_backward, propagate)
+
+    def scipy_forward() -> object:
+        layer = layer_sum = numpy_embedding
+        for _ in range(args.layers):
+            layer = scipy_csr @ layer
+            layer_sum = layer_sum + layer
+        return layer_sum / (args.layers + 1)
+
+    steps["scipy (fwd only) fwd"] = scipy_forward
+    times = interleaved_times_ms(steps, args.repeats)
+    names = [*variants, "scipy (fwd only)"]
+    rows = [(name, times[f"{name} fwd"], times.get(f"{name} fwd+bwd")) for name in names]
 
     print(f"\n| variant | forward ms, {args.layers} layers (median / min) | fwd+bwd ms (median / min) |")
     print("|---|---|---|")

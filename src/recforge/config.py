@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from recforge.errors import ConfigError
 
-METRIC_NAMES = ("recall", "ndcg", "hit", "precision", "mrr", "map")
+MetricName = Literal["recall", "ndcg", "hit", "precision", "mrr", "map", "coverage"]
 
 
 class _Strict(BaseModel):
@@ -106,8 +106,8 @@ class TrainConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     ks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [10, 20])
-    metrics: list[Literal["recall", "ndcg", "hit", "precision", "mrr", "map"]] = Field(
-        default_factory=lambda: list(METRIC_NAMES)
+    metrics: list[MetricName] = Field(
+        default_factory=lambda: ["recall", "ndcg", "hit", "precision", "mrr", "map", "coverage"]
     )
     batch_size: Annotated[int, Field(gt=0)] = 1024
     activity_slices: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [5, 20])

@@ -44,10 +44,16 @@ class TripletEmbeddings:
 
 def _uniformity_of_batch(batch: TripletEmbeddings, params: TermParameters) -> Tensor:
     # DirectAU averages the uniformity of users and of items; each entity is counted once, as a
-    # repeated row would add zero-distance pairs that the loss can never push apart.
-    users = batch.user[_first_occurrence(batch.user_ids)]
-    items = batch.positive[_first_occurrence(batch.positive_ids)]
-    return (uniformity(users, t=params.uniformity_t) + uniformity(items, t=params.uniformity_t)) / 2
+    # repeated row would add zero-distance pairs that the loss can never push apart. A side with a
+    # single distinct row has no pairs (a tiny last batch): it is left out of the average.
+    sides = [
+        batch.user[_first_occurrence(batch.user_ids)],
+        batch.positive[_first_occurrence(batch.positive_ids)],
+    ]
+    values = [uniformity(side, t=params.uniformity_t) for side in sides if len(side) >= 2]
+    if not values:
+        return batch.user.sum() * 0.0  # keeps the graph (and device) without adding a gradient
+    return torch.stack(values).mean()
 
 
 def _first_occurrence(ids: Tensor) -> Tensor:

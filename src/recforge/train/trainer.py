@@ -24,7 +24,7 @@ from torch import nn
 
 from recforge.config import ExperimentConfig
 from recforge.data.sampling import TrainingBatches
-from recforge.errors import CheckpointError
+from recforge.errors import CheckpointError, ConfigError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
 from recforge.models.registry import model_inputs
 from recforge.objectives.batch_terms import TermParameters, TripletEmbeddings, compute_terms
@@ -71,18 +71,19 @@ class TrainResult:
         }
 
     def summary_table(self, ks: tuple[int, ...] = (10, 20)) -> Table:
+        """Metrics as rows (fits a narrow terminal), valid and test as columns, timings below."""
         table = Table(title=f"{self.run_dir.name}: best epoch {self.best_epoch} of {self.epochs_run} (selected on valid)")
-        table.add_column("split")
-        names = [f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in ks]
-        names = [n for n in names if n in self.test.metrics]
-        for name in names:
-            table.add_column(name, justify="right")
-        for label, result in (("valid", self.valid), ("test", self.test)):
-            table.add_row(label, *(f"{result.metrics[n]:.4f}" for n in names))
-        table.caption = (
-            f"train {self.timings['train_seconds']:.1f} s ({self.timings['seconds_per_epoch']:.2f} s/epoch), "
-            f"evaluation {self.timings['eval_seconds']:.1f} s, {self.num_parameters:,} parameters"
-        )
+        table.add_column("metric")
+        table.add_column("valid", justify="right")
+        table.add_column("test", justify="right")
+        for name in (f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in ks):
+            if name in self.test.metrics:
+                table.add_row(name, f"{self.valid.metrics[name]:.4f}", f"{self.test.metrics[name]:.4f}")
+        table.add_section()
+        table.add_row("training time", f"{self.timings['train_seconds']:.1f} s", "")
+        table.add_row("seconds / epoch", f"{self.timings['seconds_per_epoch']:.2f}", "")
+        table.add_row("evaluation time", f"{self.timings['eval_seconds']:.1f} s", "")
+        table.add_row("parameters", f"{self.num_parameters:,}", "")
         return table
 
 
@@ -111,6 +112,11 @@ def train(
 
     data = prepare_data(config, run_dir / "split.npz")
     split = data.split
+    if len(split.valid) == 0:
+        raise ConfigError(
+            f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no validation "
+            "interactions, and early stopping reads the validation fold only (set data.split.valid_ratio)"
+        )
     device = resolve_device(config.train.device)
     model = build_encoder(config, split.num_users, split.num_items).to(device)
     inputs = model_inputs(model, split.csr("train"), device)
