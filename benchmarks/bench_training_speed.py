@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--model", choices=("lightgcn", "mf"), default="lightgcn")
     parser.add_argument("--data-root", type=Path, default=None)
@@ -46,7 +48,10 @@ def main() -> None:
         wall = time.perf_counter() - started
     epoch_seconds = [entry["train_seconds"] for entry in result.history]
     peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-    print(f"| model | epochs | s/epoch (median) | s/epoch (all) | full valid eval s | peak RSS GiB | threads | load avg |")
+    print(
+        "| model | epochs | s/epoch (median) | s/epoch (all) | full valid eval s | peak RSS GiB | threads "
+        "| load avg |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     print(
         f"| recforge {args.model} | {len(epoch_seconds)} | {statistics.median(epoch_seconds):.2f} | "

@@ -23,10 +23,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from recforge.config import load_config  # noqa: E402
-from recforge.train.trainer import TrainResult, train  # noqa: E402
+from recforge.config import load_config
+from recforge.train.trainer import TrainResult, train
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = {"recall@20": 0.1830, "ndcg@20": 0.1554}
@@ -54,9 +54,14 @@ def write_outputs(result: TrainResult, out: Path, budget_s: float, config_name: 
     axis.plot([s / 60 for _, s, _, _ in rows], [n for _, _, _, n in rows], label="valid NDCG@20")
     axis.axhline(PAPER["recall@20"], linestyle="--", color="C0", alpha=0.6, label="paper test Recall@20")
     axis.axhline(PAPER["ndcg@20"], linestyle="--", color="C1", alpha=0.6, label="paper test NDCG@20")
-    axis.scatter([result.timings["train_seconds"] / 60] * 2,
-                 [result.test.metrics["recall@20"], result.test.metrics["ndcg@20"]],
-                 marker="x", color="k", zorder=3, label="ours, test (once, best-valid checkpoint)")
+    axis.scatter(
+        [result.timings["train_seconds"] / 60] * 2,
+        [result.test.metrics["recall@20"], result.test.metrics["ndcg@20"]],
+        marker="x",
+        color="k",
+        zorder=3,
+        label="ours, test (once, best-valid checkpoint)",
+    )
     axis.set_xlabel("training time on CPU (minutes)")
     axis.set_ylabel("metric")
     axis.set_title(f"LightGCN on Gowalla: {config_name}")
@@ -66,32 +71,42 @@ def write_outputs(result: TrainResult, out: Path, budget_s: float, config_name: 
     figure.savefig(out / "curve.png", dpi=120)
 
     test = result.test.metrics
-    summary = "\n".join([
-        "| recipe | budget s | epochs | best epoch (valid) | train s | test recall@20 | test ndcg@20 | "
-        "paper recall@20 | paper ndcg@20 | peak RSS GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        f"| {config_name} | {budget_s:.0f} | {result.epochs_run} | {result.best_epoch} | "
-        f"{result.timings['train_seconds']:.0f} | {test['recall@20']:.4f} | {test['ndcg@20']:.4f} | "
-        f"{PAPER['recall@20']} | {PAPER['ndcg@20']} | "
-        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} |",
-        "",
-        f"wall {wall_s:.0f} s on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"split: {result.data.split.protocol}",
-    ])
+    summary = "\n".join(
+        [
+            "| recipe | budget s | epochs | best epoch (valid) | train s | test recall@20 | test ndcg@20 | "
+            "paper recall@20 | paper ndcg@20 | peak RSS GiB |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| {config_name} | {budget_s:.0f} | {result.epochs_run} | {result.best_epoch} | "
+            f"{result.timings['train_seconds']:.0f} | {test['recall@20']:.4f} | {test['ndcg@20']:.4f} | "
+            f"{PAPER['recall@20']} | {PAPER['ndcg@20']} | "
+            f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} |",
+            "",
+            f"wall {wall_s:.0f} s on {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+            f"split: {result.data.split.protocol}",
+        ]
+    )
     (out / "summary.md").write_text(summary + "\n")
     return summary
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=REPO / "benchmarks" / "configs" / "gowalla_lightgcn_fast.yaml")
-    parser.add_argument("--budget-s", type=float, default=1800.0, help="training seconds (evaluation excluded)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--config", type=Path, default=REPO / "benchmarks" / "configs" / "gowalla_lightgcn_fast.yaml"
+    )
+    parser.add_argument(
+        "--budget-s", type=float, default=1800.0, help="training seconds (evaluation excluded)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "gowalla")
     parser.add_argument("-o", "--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
 
-    config = load_config(args.config, [*args.overrides, f"train.max_train_seconds={args.budget_s}",
-                                       f"output_dir={args.out / 'run'}"])
+    config = load_config(
+        args.config,
+        [*args.overrides, f"train.max_train_seconds={args.budget_s}", f"output_dir={args.out / 'run'}"],
+    )
     started = time.perf_counter()
     result = train(config)
     print(write_outputs(result, args.out, args.budget_s, args.config.stem, time.perf_counter() - started))

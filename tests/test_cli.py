@@ -19,7 +19,8 @@ def test_help_lists_commands():
 def test_data_info_on_a_named_dataset(shared_data):
     result = runner.invoke(app, ["data", "info", "gformer-lastfm", "--root", str(shared_data)])
     assert result.exit_code == 0, result.output
-    assert "1889" in result.output and "15376" in result.output
+    assert "1889" in result.output
+    assert "15376" in result.output
 
 
 def test_bad_config_exits_with_a_named_error(tmp_path):

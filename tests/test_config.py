@@ -58,8 +58,13 @@ def test_unknown_model_name_lists_choices(tmp_path):
 
 def test_overrides_apply_and_parse_yaml_values(tmp_path):
     config = load_config(
-        write(tmp_path, MINIMAL), ["model.dim=128", "train.learning_rate=5e-3", "evaluation.ks=[5, 50]",
-                                   "train.early_stopping_metric=ndcg@50"]
+        write(tmp_path, MINIMAL),
+        [
+            "model.dim=128",
+            "train.learning_rate=5e-3",
+            "evaluation.ks=[5, 50]",
+            "train.early_stopping_metric=ndcg@50",
+        ],
     )
     assert config.model.dim == 128
     assert config.train.learning_rate == pytest.approx(5e-3)

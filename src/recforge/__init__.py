@@ -43,7 +43,31 @@ _EXPORTS: dict[str, str] = {
     "train": "recforge.train.trainer",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "DATASETS",
+    "MF",
+    "CheckpointError",
+    "ConfigError",
+    "DataFormatError",
+    "Dataset",
+    "EvaluationResult",
+    "Evaluator",
+    "ExperimentConfig",
+    "Fold",
+    "Interactions",
+    "LightGCN",
+    "RecforgeError",
+    "Split",
+    "TrainResult",
+    "UnknownNameError",
+    "__version__",
+    "evaluate_run",
+    "load_config",
+    "load_dataset",
+    "load_run",
+    "split_dataset",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -42,7 +42,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/resume after an interruption.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train the experiment in CONFIG; write RUN_DIR/{config.yaml,metrics.json,log.jsonl,model.safetensors}."""
+    """Train the experiment in CONFIG; write config, split, log, best weights and metrics to RUN_DIR."""
     from recforge.config import load_config
     from recforge.train.trainer import train as run_training
 
@@ -87,10 +87,26 @@ def evaluate(
     console.print(table)
 
 
+@data_app.command("list")
+def data_list() -> None:
+    """List the named datasets and where each is looked for."""
+    from recforge.data.registry import DATASETS
+
+    table = Table(title="named datasets (data root: --root, $RECFORGE_DATA, or shared/data nearby)")
+    table.add_column("name")
+    table.add_column("directory under the root")
+    table.add_column("what it is")
+    for name, spec in DATASETS.items():
+        table.add_row(name, spec.directory or "(downloaded and cached)", spec.description)
+    console.print(table)
+
+
 @data_app.command("info")
 def data_info(
     name_or_path: Annotated[str, typer.Argument(help="A registered dataset name or a path to data files.")],
-    root: Annotated[Path | None, typer.Option(help="Root of the named datasets (else $RECFORGE_DATA).")] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="Root of the named datasets (else $RECFORGE_DATA).")
+    ] = None,
     data_format: Annotated[str | None, typer.Option("--format", help="Force a reader for a path.")] = None,
 ) -> None:
     """Read a dataset and print its size, sparsity and what it carries."""
@@ -125,7 +141,9 @@ def quickstart(
         _fail(error)
     console.print(result.summary_table())
     for entry in recommendations_for(result, num_users=users):
-        table = Table(title=f"user {entry.user} — recently watched: {'; '.join(entry.recent)}", title_justify="left")
+        table = Table(
+            title=f"user {entry.user} — recently watched: {'; '.join(entry.recent)}", title_justify="left"
+        )
         table.add_column("#", justify="right")
         table.add_column("recommended (✓ = watched in the held-out test fold)")
         for rank, (title, hit) in enumerate(zip(entry.recommended, entry.hits, strict=True), start=1):

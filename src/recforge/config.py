@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -106,9 +106,7 @@ class TrainConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     ks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [10, 20])
-    metrics: list[MetricName] = Field(
-        default_factory=lambda: ["recall", "ndcg", "hit", "precision", "mrr", "map", "coverage"]
-    )
+    metrics: list[MetricName] = Field(default_factory=lambda: list(get_args(MetricName)))
     batch_size: Annotated[int, Field(gt=0)] = 1024
     activity_slices: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [5, 20])
 
@@ -131,7 +129,9 @@ class ExperimentConfig(_Strict):
         name, _, k = metric.partition("@")
         if name not in self.evaluation.metrics or not k.isdigit() or int(k) not in self.evaluation.ks:
             choices = [f"{m}@{k}" for m in self.evaluation.metrics for k in self.evaluation.ks]
-            raise ValueError(f"train.early_stopping_metric '{metric}' is not evaluated; choose from {choices}")
+            raise ValueError(
+                f"train.early_stopping_metric '{metric}' is not evaluated; choose from {choices}"
+            )
         return self
 
     @property

@@ -45,19 +45,23 @@ def recommendations_for(result: TrainResult, num_users: int = 3, k: int = 10) ->
     result.model.eval()
     with torch.no_grad():
         user_embeddings, item_embeddings = result.model(**_inputs_of(result))
-    top = ranked_items(user_embeddings, item_embeddings, torch.as_tensor(users), k, exclude=seen).cpu().numpy()
+    top = (
+        ranked_items(user_embeddings, item_embeddings, torch.as_tensor(users), k, exclude=seen).cpu().numpy()
+    )
     indptr, sequence = split.train.sequences(split.num_users)
     titles = data.dataset.item_titles if data.dataset.item_titles is not None else data.dataset.item_ids
     report = []
     for row, user in enumerate(users):
-        history = sequence[indptr[user]:indptr[user + 1]][-3:]
-        test_items = set(test.indices[test.indptr[user]:test.indptr[user + 1]].tolist())
-        report.append(UserRecommendations(
-            user=str(data.dataset.user_ids[user]),
-            recent=[str(titles[i]) for i in history],
-            recommended=[str(titles[i]) for i in top[row]],
-            hits=[int(i) in test_items for i in top[row]],
-        ))
+        history = sequence[indptr[user] : indptr[user + 1]][-3:]
+        test_items = set(test.indices[test.indptr[user] : test.indptr[user + 1]].tolist())
+        report.append(
+            UserRecommendations(
+                user=str(data.dataset.user_ids[user]),
+                recent=[str(titles[i]) for i in history],
+                recommended=[str(titles[i]) for i in top[row]],
+                hits=[int(i) in test_items for i in top[row]],
+            )
+        )
     return report
 
 

@@ -14,7 +14,7 @@ def batch(user_ids, positive_ids, dim=4, negatives=2, seed=0):
     return TripletEmbeddings(
         user=users[user_ids], positive=items[positive_ids], negatives=items[negative_ids],
         user_ego=users[user_ids], positive_ego=items[positive_ids], negatives_ego=items[negative_ids],
-        user_ids=user_ids, positive_ids=positive_ids,
+        user_ids=user_ids, positive_ids=positive_ids, negative_ids=negative_ids,
     )
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax
+from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax, shared_negatives_softmax
 
 
 def neg_log_sigmoid(margin: float) -> float:
@@ -110,3 +110,39 @@ def test_in_batch_softmax_all_rows_same_item_is_zero_and_finite():
     assert loss.item() == pytest.approx(0.0, abs=1e-7)
     loss.backward()
     assert torch.isfinite(user.grad).all()
+
+
+def test_shared_negatives_softmax_by_hand():
+    user = torch.tensor([[1.0, 0.0]])
+    positive = torch.tensor([[2.0, 0.0]])
+    negatives = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # scores 0 and 1; positive scores 2
+    expected = -math.log(math.exp(2.0) / (math.exp(2.0) + math.exp(0.0) + math.exp(1.0)))
+    value = shared_negatives_softmax(user, positive, negatives, temperature=1.0)
+    assert value.item() == pytest.approx(expected)
+
+
+def test_shared_negatives_softmax_equals_sampled_softmax_with_the_pool_repeated():
+    generator = torch.Generator().manual_seed(3)
+    user, positive = torch.randn(5, 4, generator=generator), torch.randn(5, 4, generator=generator)
+    pool = torch.randn(7, 4, generator=generator)
+    shared = shared_negatives_softmax(user, positive, pool, temperature=0.3)
+    per_row = sampled_softmax(user, positive, pool.expand(5, 7, 4), temperature=0.3)
+    assert shared.item() == pytest.approx(per_row.item(), rel=1e-6)
+
+
+def test_shared_negatives_softmax_masks_a_rows_own_positive():
+    user = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    positive = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    pool = torch.tensor([[1.0, 0.0], [0.5, 0.5]])  # pool item 10 is row 0's own positive
+    masked = shared_negatives_softmax(
+        user, positive, pool, temperature=1.0,
+        positive_ids=torch.tensor([10, 11]), negative_ids=torch.tensor([10, 12]),
+    )
+    row0 = -math.log(math.exp(1.0) / (math.exp(1.0) + math.exp(0.5)))  # item 10 left out
+    row1 = -math.log(math.exp(1.0) / (math.exp(1.0) + math.exp(0.0) + math.exp(0.5)))
+    assert masked.item() == pytest.approx((row0 + row1) / 2)
+
+
+def test_shared_negatives_softmax_rejects_an_empty_pool():
+    with pytest.raises(ValueError, match=r"negatives must be \(M, d\) with M >= 1"):
+        shared_negatives_softmax(torch.ones(2, 3), torch.ones(2, 3), torch.ones(0, 3), temperature=1.0)

@@ -99,13 +99,15 @@ def test_weights_of_another_dataset_are_refused(shared_data, tmp_path):
     run = load_run(tmp_path / "run", device="cpu")
     from recforge.train.checkpoint import CheckpointInfo, load_weights
 
-    wrong = CheckpointInfo(model="lightgcn", num_users=10, num_items=20, split_hash="0" * 16,
-                           dataset="other", epoch=0)
+    wrong = CheckpointInfo(
+        model="lightgcn", num_users=10, num_items=20, split_hash="0" * 16, dataset="other", epoch=0
+    )
     with pytest.raises(CheckpointError, match=r"field 'num_users' is 1889 but the current data/model has 10"):
         load_weights(run.model, tmp_path / "run" / WEIGHTS_FILE, wrong)
 
 
 def test_time_budget_stops_training(shared_data, tmp_path):
-    result = train(lastfm_config(shared_data, tmp_path / "run", epochs=50, max_train_seconds=0.01),
-                   show_progress=False)
+    result = train(
+        lastfm_config(shared_data, tmp_path / "run", epochs=50, max_train_seconds=0.01), show_progress=False
+    )
     assert result.epochs_run == 1

@@ -131,9 +131,13 @@ class Dataset:
         if len(inter) and (inter.items.min() < 0 or inter.items.max() >= self.num_items):
             raise RecforgeError(f"dataset '{self.name}': item ids must lie in [0, {self.num_items})")
         if self.fold is not None and len(self.fold) != len(inter):
-            raise RecforgeError(f"dataset '{self.name}': fold has {len(self.fold)} rows, expected {len(inter)}")
+            raise RecforgeError(
+                f"dataset '{self.name}': fold has {len(self.fold)} rows, expected {len(inter)}"
+            )
         if self.item_titles is not None and len(self.item_titles) != self.num_items:
-            raise RecforgeError(f"dataset '{self.name}': {len(self.item_titles)} titles for {self.num_items} items")
+            raise RecforgeError(
+                f"dataset '{self.name}': {len(self.item_titles)} titles for {self.num_items} items"
+            )
 
     @property
     def num_users(self) -> int:

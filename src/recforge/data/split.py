@@ -85,11 +85,15 @@ class Split:
                 arrays[f"{name}_timestamps"] = part.timestamps
             if part.ratings is not None:
                 arrays[f"{name}_ratings"] = part.ratings
-        meta = {"num_users": self.num_users, "num_items": self.num_items, "protocol": self.protocol,
-                "content_hash": self.content_hash}
+        meta = {
+            "num_users": self.num_users,
+            "num_items": self.num_items,
+            "protocol": self.protocol,
+            "content_hash": self.content_hash,
+        }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         with path.open("wb") as handle:
-            np.savez_compressed(handle, **arrays)
+            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
         return path
 
     @classmethod
@@ -103,16 +107,23 @@ class Split:
                     name: Interactions(
                         users=archive[f"{name}_users"].astype(np.int64),
                         items=archive[f"{name}_items"].astype(np.int64),
-                        timestamps=archive[f"{name}_timestamps"] if f"{name}_timestamps" in archive else None,
-                        ratings=archive[f"{name}_ratings"] if f"{name}_ratings" in archive else None,
+                        timestamps=archive.get(f"{name}_timestamps"),
+                        ratings=archive.get(f"{name}_ratings"),
                     )
                     for name in FOLDS
                 }
         except (OSError, KeyError, ValueError) as error:
             raise DataFormatError(path, f"not a recforge split file ({error})") from error
-        split = cls(num_users=int(meta["num_users"]), num_items=int(meta["num_items"]),
-                    protocol=str(meta["protocol"]), **folds)
+        split = cls(
+            num_users=int(meta["num_users"]),
+            num_items=int(meta["num_items"]),
+            protocol=str(meta["protocol"]),
+            **folds,
+        )
         if split.content_hash != meta["content_hash"]:
-            raise DataFormatError(path, f"content hash {split.content_hash} does not match the stored "
-                                  f"{meta['content_hash']}: the file was altered")
+            raise DataFormatError(
+                path,
+                f"content hash {split.content_hash} does not match the stored "
+                f"{meta['content_hash']}: the file was altered",
+            )
         return split

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from recforge.objectives.contrastive import alignment, uniformity
-from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax
+from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax, shared_negatives_softmax
 from recforge.objectives.regularization import l2_ego
 
 
@@ -30,7 +30,8 @@ class TermParameters:
 @dataclass(frozen=True)
 class TripletEmbeddings:
     """One batch: ``user``/``positive`` (B, d), ``negatives`` (B, n, d); ``*_ego`` are the layer-0 rows
-    the L2 term penalises; ``user_ids``/``positive_ids`` (B,) let terms spot duplicates."""
+    the L2 term penalises; ``user_ids``/``positive_ids`` (B,) and ``negative_ids`` (B, n) let terms
+    spot duplicates."""
 
     user: Tensor
     positive: Tensor
@@ -40,6 +41,7 @@ class TripletEmbeddings:
     negatives_ego: Tensor
     user_ids: Tensor
     positive_ids: Tensor
+    negative_ids: Tensor
 
 
 def _uniformity_of_batch(batch: TripletEmbeddings, params: TermParameters) -> Tensor:
@@ -65,6 +67,14 @@ def _first_occurrence(ids: Tensor) -> Tensor:
 TERMS: dict[str, Callable[[TripletEmbeddings, TermParameters], Tensor]] = {
     "bpr": lambda b, p: bpr(b.user, b.positive, b.negatives),
     "softmax": lambda b, p: sampled_softmax(b.user, b.positive, b.negatives, temperature=p.temperature),
+    "shared_softmax": lambda b, p: shared_negatives_softmax(
+        b.user,
+        b.positive,
+        b.negatives.reshape(-1, b.negatives.shape[-1]),
+        temperature=p.temperature,
+        positive_ids=b.positive_ids,
+        negative_ids=b.negative_ids.reshape(-1),
+    ),
     "in_batch_softmax": lambda b, p: in_batch_softmax(
         b.user, b.positive, temperature=p.temperature, item_ids=b.positive_ids
     ),

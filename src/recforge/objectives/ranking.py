@@ -1,4 +1,4 @@
-r"""Ranking loss terms on embeddings: BPR, sampled softmax and in-batch softmax.
+r"""Ranking loss terms on embeddings: BPR, sampled softmax (per-row or shared negatives), in-batch softmax.
 
 Each is a plain function of the batch's embeddings returning a scalar (the mean over the batch);
 scores are dot products. Cosine similarity is not a flag here: a caller who wants it normalises
@@ -52,6 +52,48 @@ def sampled_softmax(user: Tensor, positive: Tensor, negatives: Tensor, *, temper
     _check_negatives("sampled_softmax", negatives)
     positive_logit = (user * positive).sum(-1, keepdim=True)  # (B, 1)
     negative_logits = torch.einsum("bd,bnd->bn", user, negatives)  # (B, n)
+    logits = torch.cat([positive_logit, negative_logits], dim=1) / temperature
+    targets = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
+    return F.cross_entropy(logits, targets)
+
+
+def shared_negatives_softmax(
+    user: Tensor,
+    positive: Tensor,
+    negatives: Tensor,
+    *,
+    temperature: float,
+    positive_ids: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+) -> Tensor:
+    r"""Softmax cross-entropy over the positive and one pool of M negatives shared by the batch.
+
+    .. math::  -\frac1B \sum_b \log \frac{\exp(u_b \cdot p_b/\tau)}
+               {\exp(u_b \cdot p_b/\tau) + \sum_{m \in N_b} \exp(u_b \cdot n_m/\tau)}
+
+    The pool is typically every uniform negative sampled for the batch (B·k of them), so each row
+    is contrasted with B·k negatives for the cost of one (B, d) × (d, M) matmul instead of a
+    (B, M, d) gather: many negatives per row at almost no sampling cost. Given ids, a pool item
+    equal to row b's own positive is left out of :math:`N_b` (it would be a false negative).
+
+    Args:
+        user, positive: (B, d).
+        negatives: (M, d), M >= 1.
+        temperature: :math:`\tau > 0`.
+        positive_ids / negative_ids: optional (B,) / (M,) item ids, to mask a row's own positive.
+
+    Returns:
+        Scalar.
+    """
+    if negatives.dim() != 2 or len(negatives) == 0:
+        raise ValueError(
+            f"shared_negatives_softmax: negatives must be (M, d) with M >= 1, got {tuple(negatives.shape)}"
+        )
+    positive_logit = (user * positive).sum(-1, keepdim=True)  # (B, 1)
+    negative_logits = user @ negatives.T  # (B, M)
+    if positive_ids is not None and negative_ids is not None:
+        own_positive = positive_ids.unsqueeze(1) == negative_ids.unsqueeze(0)
+        negative_logits = negative_logits.masked_fill(own_positive, float("-inf"))
     logits = torch.cat([positive_logit, negative_logits], dim=1) / temperature
     targets = torch.zeros(len(logits), dtype=torch.long, device=logits.device)
     return F.cross_entropy(logits, targets)

@@ -104,7 +104,11 @@ class TrainingState:
 
 
 def save_resume_state(
-    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: TrainingState, info: CheckpointInfo
+    run_dir: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainingState,
+    info: CheckpointInfo,
 ) -> None:
     """Write weights, optimizer moments, RNG and progress for ``--resume`` (atomically per file)."""
     directory = run_dir / RESUME_DIR
@@ -115,7 +119,9 @@ def save_resume_state(
         for key, value in per_parameter.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    _atomic(directory / "state.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=info.to_metadata()))
+    _atomic(
+        directory / "state.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=info.to_metadata())
+    )
     payload = {"state": asdict(state), "param_groups": optimizer_state["param_groups"]}
     _atomic(directory / "state.json", lambda tmp: tmp.write_text(json.dumps(payload)))
 
@@ -129,7 +135,10 @@ def load_resume_state(
         raise CheckpointError(f"{directory}: no resumable state (state.safetensors + state.json) found")
     info = read_checkpoint_info(tensor_path)
     if (info.model, info.num_users, info.num_items, info.split_hash) != (
-        expected.model, expected.num_users, expected.num_items, expected.split_hash
+        expected.model,
+        expected.num_users,
+        expected.num_items,
+        expected.split_hash,
     ):
         raise CheckpointError(
             f"{tensor_path}: resume state belongs to model '{info.model}' on dataset '{info.dataset}' "

@@ -38,7 +38,11 @@ def load_run(run_dir: str | Path, *, overrides: tuple[str, ...] = (), device: st
     they were not trained for.
     """
     run_dir = Path(run_dir)
-    config_path, weights_path, split_path = run_dir / "config.yaml", run_dir / WEIGHTS_FILE, run_dir / "split.npz"
+    config_path, weights_path, split_path = (
+        run_dir / "config.yaml",
+        run_dir / WEIGHTS_FILE,
+        run_dir / "split.npz",
+    )
     for required in (config_path, weights_path, split_path):
         if not required.is_file():
             raise CheckpointError(f"{run_dir}: not a finished run directory ({required.name} is missing)")
@@ -47,13 +51,18 @@ def load_run(run_dir: str | Path, *, overrides: tuple[str, ...] = (), device: st
     data = prepare_data(config, split_path)
     if data.split.content_hash != info.split_hash:
         raise CheckpointError(
-            f"{split_path}: split hash {data.split.content_hash} differs from the checkpoint's {info.split_hash}"
+            f"{split_path}: split hash {data.split.content_hash} differs from "
+            f"the checkpoint's {info.split_hash}"
         )
     torch_device = resolve_device(device)
     model = build_encoder(config, data.split.num_users, data.split.num_items).to(torch_device)
     expected = CheckpointInfo(
-        model=config.model.name, num_users=data.split.num_users, num_items=data.split.num_items,
-        split_hash=data.split.content_hash, dataset=data.dataset.name, epoch=info.epoch,
+        model=config.model.name,
+        num_users=data.split.num_users,
+        num_items=data.split.num_items,
+        split_hash=data.split.content_hash,
+        dataset=data.dataset.name,
+        epoch=info.epoch,
     )
     load_weights(model, weights_path, expected)
     inputs = model_inputs(model, data.split.csr("train"), torch_device)

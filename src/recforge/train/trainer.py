@@ -11,14 +11,22 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from torch import nn
 
@@ -39,7 +47,13 @@ from recforge.train.checkpoint import (
     save_resume_state,
     save_weights,
 )
-from recforge.train.experiment import PreparedData, build_encoder, count_parameters, prepare_data, resolve_device
+from recforge.train.experiment import (
+    PreparedData,
+    build_encoder,
+    count_parameters,
+    prepare_data,
+    resolve_device,
+)
 
 
 @dataclass
@@ -72,7 +86,10 @@ class TrainResult:
 
     def summary_table(self, ks: tuple[int, ...] = (10, 20)) -> Table:
         """Metrics as rows (fits a narrow terminal), valid and test as columns, timings below."""
-        table = Table(title=f"{self.run_dir.name}: best epoch {self.best_epoch} of {self.epochs_run} (selected on valid)")
+        table = Table(
+            title=f"{self.run_dir.name}: best epoch {self.best_epoch} of {self.epochs_run} "
+            "(selected on valid)"
+        )
         table.add_column("metric")
         table.add_column("valid", justify="right")
         table.add_column("test", justify="right")
@@ -90,12 +107,16 @@ class TrainResult:
 def seed_everything(seed: int) -> None:
     """One seed drives Python, numpy and torch (samplers derive theirs from it per epoch)."""
     random.seed(seed)
-    np.random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - for third-party code on the legacy global RNG
     torch.manual_seed(seed)
 
 
 def train(
-    config: ExperimentConfig, *, resume: bool = False, console: Console | None = None, show_progress: bool = True
+    config: ExperimentConfig,
+    *,
+    resume: bool = False,
+    console: Console | None = None,
+    show_progress: bool = True,
 ) -> TrainResult:
     """Run the experiment ``config`` describes and return its results.
 
@@ -114,7 +135,8 @@ def train(
     split = data.split
     if len(split.valid) == 0:
         raise ConfigError(
-            f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no validation "
+            f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no "
+            "validation "
             "interactions, and early stopping reads the validation fold only (set data.split.valid_ratio)"
         )
     device = resolve_device(config.train.device)
@@ -150,12 +172,20 @@ def train(
     if resume:
         state = load_resume_state(run_dir, model, optimizer, info)
         _truncate_log(log_path, state.next_epoch)
-        console.print(f"resuming {run_dir} at epoch {state.next_epoch} (best so far: epoch {state.best_epoch})")
+        console.print(
+            f"resuming {run_dir} at epoch {state.next_epoch} (best so far: epoch {state.best_epoch})"
+        )
     else:
         if (run_dir / RESUME_DIR).exists() or log_path.exists():
             log_path.unlink(missing_ok=True)
-        state = TrainingState(next_epoch=0, global_step=0, best_metric=-math.inf, best_epoch=-1,
-                              evaluations_since_best=0, train_seconds=0.0)
+        state = TrainingState(
+            next_epoch=0,
+            global_step=0,
+            best_metric=-math.inf,
+            best_epoch=-1,
+            evaluations_since_best=0,
+            train_seconds=0.0,
+        )
 
     stopping_metric = config.train.early_stopping_metric
     term_names = tuple(config.objective.weights)
@@ -165,6 +195,8 @@ def train(
         uniformity_t=config.objective.uniformity_t,
     )
     total_steps = config.train.epochs * len(batches)
+    # every encoder has it (the embedding contract), but nn.Module does not say so to a type checker
+    initial_embeddings = cast("Callable[[], tuple[torch.Tensor, torch.Tensor]]", model.initial_embeddings)
     eval_seconds = 0.0
 
     with _progress(console, show_progress) as progress:
@@ -181,22 +213,31 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 users_all, items_all = model(**inputs)
-                user_ego, item_ego = model.initial_embeddings()
-                users, positives, negatives = (t.to(device) for t in (batch.users, batch.positives, batch.negatives))
-                embeddings = TripletEmbeddings(
-                    user=users_all[users], positive=items_all[positives], negatives=items_all[negatives],
-                    user_ego=user_ego[users], positive_ego=item_ego[positives], negatives_ego=item_ego[negatives],
-                    user_ids=users, positive_ids=positives,
+                user_ego, item_ego = initial_embeddings()
+                users, positives, negatives = (
+                    t.to(device) for t in (batch.users, batch.positives, batch.negatives)
                 )
-                loss, parts = weighted_sum(compute_terms(term_names, embeddings, term_params),
-                                           config.objective.weights)
+                embeddings = TripletEmbeddings(
+                    user=users_all[users],
+                    positive=items_all[positives],
+                    negatives=items_all[negatives],
+                    user_ego=user_ego[users],
+                    positive_ego=item_ego[positives],
+                    negatives_ego=item_ego[negatives],
+                    user_ids=users,
+                    negative_ids=negatives,
+                    positive_ids=positives,
+                )
+                loss, parts = weighted_sum(
+                    compute_terms(term_names, embeddings, term_params), config.objective.weights
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 state.global_step += 1
                 sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
-                for name, value in parts.items():
-                    sums[name] = sums.get(name, 0.0) + float(value)
+                for name, part in parts.items():
+                    sums[name] = sums.get(name, 0.0) + float(part)
                 progress.advance(batch_task)
             epoch_seconds = time.perf_counter() - epoch_started
             state.train_seconds += epoch_seconds
@@ -207,7 +248,8 @@ def train(
                 **{name: value / max(len(batches), 1) for name, value in sums.items()},
             }
             out_of_time = (
-                config.train.max_train_seconds is not None and state.train_seconds >= config.train.max_train_seconds
+                config.train.max_train_seconds is not None
+                and state.train_seconds >= config.train.max_train_seconds
             )
             last_epoch = epoch == config.train.epochs - 1 or out_of_time
             stop = out_of_time
@@ -226,7 +268,11 @@ def train(
                     stop = stop or state.evaluations_since_best >= config.train.patience
                 console.print(
                     f"epoch {epoch:>4}  loss {record['loss']:.4f}  {stopping_metric} {value:.4f}"
-                    + ("  (best)" if record.get("best") else f"  (best {state.best_metric:.4f} @ {state.best_epoch})")
+                    + (
+                        "  (best)"
+                        if record.get("best")
+                        else f"  (best {state.best_metric:.4f} @ {state.best_epoch})"
+                    )
                 )
             state.history.append(record)
             with log_path.open("a") as log:
@@ -235,7 +281,11 @@ def train(
             save_resume_state(run_dir, model, optimizer, state, _with_epoch(info, epoch))
             progress.advance(epoch_task)
             if stop:
-                reason = "time budget reached" if out_of_time else f"no improvement in {config.train.patience} evaluations"
+                reason = (
+                    "time budget reached"
+                    if out_of_time
+                    else f"no improvement in {config.train.patience} evaluations"
+                )
                 console.print(f"stopping after epoch {epoch}: {reason}")
                 break
 
@@ -268,7 +318,9 @@ def train(
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, inputs: dict[str, torch.Tensor], evaluator: Evaluator, fold: str) -> EvaluationResult:
+def _evaluate(
+    model: nn.Module, inputs: dict[str, torch.Tensor], evaluator: Evaluator, fold: str
+) -> EvaluationResult:
     model.eval()
     users, items = model(**inputs)
     return evaluator.evaluate(users, items, fold)
@@ -294,7 +346,9 @@ def _truncate_log(log_path: Path, next_epoch: int) -> None:
     """Drop log lines of epochs after the resume point (they ran, but their state was not saved)."""
     if not log_path.exists():
         return
-    kept = [line for line in log_path.read_text().splitlines() if line and json.loads(line)["epoch"] < next_epoch]
+    kept = [
+        line for line in log_path.read_text().splitlines() if line and json.loads(line)["epoch"] < next_epoch
+    ]
     log_path.write_text("".join(line + "\n" for line in kept))
 
 
