@@ -75,7 +75,7 @@ class TrainResult:
         return {
             "valid": self.valid.metrics,
             "test": self.test.metrics,
-            "test_slices": self.test.slices,
+            "test_slices": self.test.to_dict()["slices"],
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
             "timings": self.timings,
@@ -101,6 +101,7 @@ class TrainResult:
         table.add_row("seconds / epoch", f"{self.timings['seconds_per_epoch']:.2f}", "")
         table.add_row("evaluation time", f"{self.timings['eval_seconds']:.1f} s", "")
         table.add_row("parameters", f"{self.num_parameters:,}", "")
+        table.caption = f"split: {self.data.split.protocol}"
         return table
 
 
