@@ -108,12 +108,22 @@ def data_info(
         Path | None, typer.Option(help="Root of the named datasets (else $RECFORGE_DATA).")
     ] = None,
     data_format: Annotated[str | None, typer.Option("--format", help="Force a reader for a path.")] = None,
+    reader_options: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-O", help="Reader argument, e.g. -O user=userId -O item=movieId (repeatable)."),
+    ] = None,
 ) -> None:
     """Read a dataset and print its size, sparsity and what it carries."""
+    from recforge.config import parse_override
     from recforge.data.registry import load_dataset
 
     try:
-        options = {"format": data_format} if data_format else {}
+        options: dict[str, object] = {}
+        for option in reader_options or ():
+            key, value = parse_override(option)
+            options[".".join(key)] = value
+        if data_format:
+            options["format"] = data_format
         dataset = load_dataset(name_or_path, root=root, **options)
     except RecforgeError as error:
         _fail(error)

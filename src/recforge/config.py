@@ -51,6 +51,10 @@ class DataConfig(_Strict):
     name: str = Field(description="a registered dataset name (see `recforge data info`) or a path")
     root: Path | None = None
     format: str | None = None
+    options: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="reader keyword arguments, e.g. {user: userId, item: movieId, timestamp: ts} for a CSV",
+    )
     filter: FilterConfig = FilterConfig()
     split: SplitConfig = SplitConfig()
 

@@ -59,7 +59,9 @@ def prepare_data(config: ExperimentConfig, split_path: Path) -> PreparedData:
     """Read, clean and split the data as the config says; the split is saved to (or reloaded from)
     ``split_path`` so later runs and ``recforge evaluate`` see exactly the same folds."""
     data = config.data
-    options = {"format": data.format} if data.format else {}
+    options: dict[str, object] = dict(data.options)
+    if data.format:
+        options["format"] = data.format
     dataset = load_dataset(data.name, root=data.root, **options)
     notes = list(dataset.notes)
     if data.filter.deduplicate:

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+import torch
+
+from recforge.config import config_from_dict
+from recforge.errors import ConfigError
+from recforge.train.experiment import build_encoder, prepare_data, resolve_device, split_parameters
+
+
+def ratings_csv(tmp_path, num_users=30, num_items=12, per_user=8, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = ["userId,movieId,ts"]
+    for user in range(num_users):
+        for position, item in enumerate(rng.choice(num_items, size=per_user, replace=False)):
+            rows.append(f"u{user},m{item},{1000 + position}")
+    rows.append("u0,m999,5000")  # an item only user 0 has: k-core removes it
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def config_for(path, **data):
+    return config_from_dict({
+        "name": "csv",
+        "data": {"name": str(path), "options": {"user": "userId", "item": "movieId", "timestamp": "ts"}, **data},
+        "model": {"name": "mf", "dim": 4},
+    })
+
+
+def test_prepare_data_reads_a_csv_with_column_options_filters_and_splits(tmp_path):
+    config = config_for(ratings_csv(tmp_path), filter={"min_item_interactions": 2},
+                        split={"protocol": "leave_one_out"})
+    prepared = prepare_data(config, tmp_path / "split.npz")
+    assert prepared.dataset.num_users == 30
+    assert prepared.dataset.num_items == 12  # m999 removed by the 2-core on items
+    assert any("k-core" in note for note in prepared.notes)
+    assert len(prepared.split.test) == 30  # one held-out item per user
+    assert (tmp_path / "split.npz").is_file()
+    again = prepare_data(config, tmp_path / "split.npz")  # reloaded, not re-made
+    assert again.split.content_hash == prepared.split.content_hash
+
+
+def test_unknown_reader_option_is_a_config_error(tmp_path):
+    config = config_from_dict({
+        "name": "csv", "data": {"name": str(ratings_csv(tmp_path)), "options": {"usr": "userId"}},
+        "model": {"name": "mf"},
+    })
+    with pytest.raises(ConfigError, match="unexpected keyword argument 'usr'"):
+        prepare_data(config, tmp_path / "split.npz")
+
+
+def test_split_parameters_per_protocol():
+    config = config_from_dict({"name": "x", "data": {"name": "gowalla", "split": {"protocol": "given",
+                               "valid_ratio": 0.1}}, "model": {"name": "mf"}})
+    assert split_parameters(config.data.split, 5) == {"valid_ratio": 0.1, "seed": 5}
+    temporal = config.data.split.model_copy(update={"protocol": "temporal"})
+    assert split_parameters(temporal, 5) == {"ratios": (0.8, 0.1, 0.1)}
+
+
+def test_build_encoder_takes_config_hyperparameters():
+    config = config_from_dict({"name": "x", "data": {"name": "gowalla"},
+                               "model": {"name": "lightgcn", "dim": 8, "num_layers": 2}})
+    model = build_encoder(config, num_users=3, num_items=4)
+    assert repr(model) == "LightGCN(users=3, items=4, dim=8, layers=2)"
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="is not a device name"):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda")
