@@ -110,7 +110,7 @@ def data_info(
     data_format: Annotated[str | None, typer.Option("--format", help="Force a reader for a path.")] = None,
     reader_options: Annotated[
         list[str] | None,
-        typer.Option("--option", "-O", help="Reader argument, e.g. -O user=userId -O item=movieId (repeatable)."),
+        typer.Option("--option", "-O", help="Reader argument, e.g. -O user=userId (repeatable)."),
     ] = None,
 ) -> None:
     """Read a dataset and print its size, sparsity and what it carries."""

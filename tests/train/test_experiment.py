@@ -22,7 +22,8 @@ def ratings_csv(tmp_path, num_users=30, num_items=12, per_user=8, seed=0):
 def config_for(path, **data):
     return config_from_dict({
         "name": "csv",
-        "data": {"name": str(path), "options": {"user": "userId", "item": "movieId", "timestamp": "ts"}, **data},
+        "data": {"name": str(path), **data,
+                 "options": {"user": "userId", "item": "movieId", "timestamp": "ts"}},
         "model": {"name": "mf", "dim": 4},
     })
 
