@@ -120,8 +120,8 @@ def data_info(
     try:
         options: dict[str, object] = {}
         for option in reader_options or ():
-            key, value = parse_override(option)
-            options[".".join(key)] = value
+            key_path, option_value = parse_override(option)
+            options[".".join(key_path)] = option_value
         if data_format:
             options["format"] = data_format
         dataset = load_dataset(name_or_path, root=root, **options)

@@ -31,14 +31,13 @@ from rich.table import Table
 from torch import nn
 
 from recforge.config import ExperimentConfig
-from recforge.data.sampling import TrainingBatches
+from recforge.data.sampling import TrainingBatches, TripletBatch
 from recforge.errors import CheckpointError, ConfigError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
 from recforge.models.registry import model_inputs
 from recforge.objectives.batch_terms import TermParameters, TripletEmbeddings, compute_terms
 from recforge.objectives.combine import weighted_sum
 from recforge.train.checkpoint import (
-    RESUME_DIR,
     WEIGHTS_FILE,
     CheckpointInfo,
     TrainingState,
@@ -137,8 +136,8 @@ def train(
     if len(split.valid) == 0:
         raise ConfigError(
             f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no "
-            "validation "
-            "interactions, and early stopping reads the validation fold only (set data.split.valid_ratio)"
+            "validation interactions, and early stopping reads the validation fold only "
+            "(set data.split.valid_ratio)"
         )
     device = resolve_device(config.train.device)
     model = build_encoder(config, split.num_users, split.num_items).to(device)
@@ -177,8 +176,7 @@ def train(
             f"resuming {run_dir} at epoch {state.next_epoch} (best so far: epoch {state.best_epoch})"
         )
     else:
-        if (run_dir / RESUME_DIR).exists() or log_path.exists():
-            log_path.unlink(missing_ok=True)
+        log_path.unlink(missing_ok=True)  # a new run: an old log in this directory is stale
         state = TrainingState(
             next_epoch=0,
             global_step=0,
@@ -189,15 +187,8 @@ def train(
         )
 
     stopping_metric = config.train.early_stopping_metric
-    term_names = tuple(config.objective.weights)
-    term_params = TermParameters(
-        temperature=config.objective.temperature,
-        alignment_alpha=config.objective.alignment_alpha,
-        uniformity_t=config.objective.uniformity_t,
-    )
+    step = _TripletStep(model, inputs, optimizer, config, device)
     total_steps = config.train.epochs * len(batches)
-    # every encoder has it (the embedding contract), but nn.Module does not say so to a type checker
-    initial_embeddings = cast("Callable[[], tuple[torch.Tensor, torch.Tensor]]", model.initial_embeddings)
     eval_seconds = 0.0
 
     with _progress(console, show_progress) as progress:
@@ -207,38 +198,16 @@ def train(
             batches.set_epoch(epoch)
             model.train()
             epoch_started = time.perf_counter()
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}
             progress.reset(batch_task, total=len(batches), description=f"epoch {epoch}")
             for batch in batches:
                 lr = _learning_rate(config, state.global_step, total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                users_all, items_all = model(**inputs)
-                user_ego, item_ego = initial_embeddings()
-                users, positives, negatives = (
-                    t.to(device) for t in (batch.users, batch.positives, batch.negatives)
-                )
-                embeddings = TripletEmbeddings(
-                    user=users_all[users],
-                    positive=items_all[positives],
-                    negatives=items_all[negatives],
-                    user_ego=user_ego[users],
-                    positive_ego=item_ego[positives],
-                    negatives_ego=item_ego[negatives],
-                    user_ids=users,
-                    negative_ids=negatives,
-                    positive_ids=positives,
-                )
-                loss, parts = weighted_sum(
-                    compute_terms(term_names, embeddings, term_params), config.objective.weights
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                parts = step(batch)
                 state.global_step += 1
-                sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
                 for name, part in parts.items():
-                    sums[name] = sums.get(name, 0.0) + float(part)
+                    sums[name] = sums[name] + part if name in sums else part
                 progress.advance(batch_task)
             epoch_seconds = time.perf_counter() - epoch_started
             state.train_seconds += epoch_seconds
@@ -246,7 +215,7 @@ def train(
                 "epoch": epoch,
                 "train_seconds": round(epoch_seconds, 3),
                 "lr": lr,
-                **{name: value / max(len(batches), 1) for name, value in sums.items()},
+                **{name: float(value) / max(len(batches), 1) for name, value in sums.items()},
             }
             out_of_time = (
                 config.train.max_train_seconds is not None
@@ -316,6 +285,57 @@ def train(
     )
     (run_dir / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
     return result
+
+
+class _TripletStep:
+    """One optimisation step on a (user, positive, negatives) batch: propagate, gather the batch's
+    rows, add the weighted loss terms, step Adam. Returns the loss and each term, detached."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor],
+        optimizer: torch.optim.Optimizer,
+        config: ExperimentConfig,
+        device: torch.device,
+    ) -> None:
+        self.model, self.inputs, self.optimizer, self.device = model, inputs, optimizer, device
+        self.weights = config.objective.weights
+        self.term_names = tuple(self.weights)
+        self.term_parameters = TermParameters(
+            temperature=config.objective.temperature,
+            alignment_alpha=config.objective.alignment_alpha,
+            uniformity_t=config.objective.uniformity_t,
+        )
+        # every encoder has it (the embedding contract); nn.Module does not say so to a type checker
+        self.initial_embeddings = cast(
+            "Callable[[], tuple[torch.Tensor, torch.Tensor]]", model.initial_embeddings
+        )
+
+    def __call__(self, batch: TripletBatch) -> dict[str, torch.Tensor]:
+        users_all, items_all = self.model(**self.inputs)
+        user_ego, item_ego = self.initial_embeddings()
+        users, positives, negatives = (
+            t.to(self.device) for t in (batch.users, batch.positives, batch.negatives)
+        )
+        embeddings = TripletEmbeddings(
+            user=users_all[users],
+            positive=items_all[positives],
+            negatives=items_all[negatives],
+            user_ego=user_ego[users],
+            positive_ego=item_ego[positives],
+            negatives_ego=item_ego[negatives],
+            user_ids=users,
+            positive_ids=positives,
+            negative_ids=negatives,
+        )
+        terms = compute_terms(self.term_names, embeddings, self.term_parameters)
+        loss, parts = weighted_sum(terms, self.weights)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        # tensors, not floats: summing them needs no device sync per step on CUDA
+        return {"loss": loss.detach(), **parts}
 
 
 @torch.no_grad()
