@@ -1,19 +1,25 @@
-"""Encoders of the embedding contract: ``forward(**inputs) -> (users (U, d), items (I, d))``.
+"""Encoders of the embedding contract: queries and items in one space, scored by dot products.
 
-Every encoder also has ``initial_embeddings()`` (the layer-0 tables that an L2 term penalises)
-and ``reset_parameters()``; scores are dot products of user and item rows.
+Graph encoders (MF, LightGCN): ``forward(**inputs) -> (users (U, d), items (I, d))``, plus
+``initial_embeddings()`` (the layer-0 tables that an L2 term penalises). Sequential encoders
+(SASRec, GRU4Rec): ``query_embeddings(sequences (B, L)) -> (B, d)`` and ``item_embeddings() -> (I, d)``.
+Every encoder has ``reset_parameters()``.
 """
 
+from recforge.models.gru4rec import GRU4Rec
 from recforge.models.lightgcn import LightGCN
 from recforge.models.mf import MF
 from recforge.models.propagation import SparsePropagation, sparse_propagate, sparse_transpose
 from recforge.models.registry import MODELS, ModelSpec, build_model, model_inputs
+from recforge.models.sasrec import SASRec
 
 __all__ = [
     "MF",
     "MODELS",
+    "GRU4Rec",
     "LightGCN",
     "ModelSpec",
+    "SASRec",
     "SparsePropagation",
     "build_model",
     "model_inputs",
