@@ -70,7 +70,30 @@ class LightGCNConfig(_Strict):
     num_layers: Annotated[int, Field(ge=0)] = 3
 
 
-ModelConfig = Annotated[MFConfig | LightGCNConfig, Field(discriminator="name")]
+class SASRecConfig(_Strict):
+    name: Literal["sasrec"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    max_length: Annotated[int, Field(gt=0)] = 50
+    num_layers: Annotated[int, Field(gt=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+    inner_dim: Annotated[int, Field(gt=0)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    attention_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+
+
+class GRU4RecConfig(_Strict):
+    name: Literal["gru4rec"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    hidden_dim: Annotated[int, Field(gt=0)] = 128
+    num_layers: Annotated[int, Field(gt=0)] = 1
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
+    max_length: Annotated[int, Field(gt=0)] = 50
+
+
+ModelConfig = Annotated[
+    MFConfig | LightGCNConfig | SASRecConfig | GRU4RecConfig, Field(discriminator="name")
+]
+SEQUENTIAL_MODELS = ("sasrec", "gru4rec")
 
 
 class ObjectiveConfig(_Strict):
@@ -80,15 +103,18 @@ class ObjectiveConfig(_Strict):
     temperature: Annotated[float, Field(gt=0)] = 0.2
     alignment_alpha: Annotated[float, Field(gt=0)] = 2.0
     uniformity_t: Annotated[float, Field(gt=0)] = 2.0
+    dros_beta: Annotated[float, Field(gt=0)] = 1.0
+    dros_exponent: Annotated[float, Field(ge=0)] = 0.05
 
     @field_validator("weights")
     @classmethod
     def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
         from recforge.objectives.batch_terms import TERMS
+        from recforge.objectives.sequence_terms import SEQUENCE_TERMS
 
-        unknown = sorted(set(weights) - set(TERMS))
+        unknown = sorted(set(weights) - set(TERMS) - set(SEQUENCE_TERMS))
         if unknown:
-            raise ValueError(f"unknown loss terms {unknown}; choose from {sorted(TERMS)}")
+            raise ValueError(f"unknown loss terms {unknown}; choose from {sorted({*TERMS, *SEQUENCE_TERMS})}")
         if not weights:
             raise ValueError("at least one loss term needs a weight")
         return weights
@@ -126,6 +152,20 @@ class ExperimentConfig(_Strict):
     objective: ObjectiveConfig = ObjectiveConfig()
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _terms_fit_the_model(self) -> ExperimentConfig:
+        from recforge.objectives.batch_terms import TERMS
+        from recforge.objectives.sequence_terms import SEQUENCE_TERMS
+
+        allowed = SEQUENCE_TERMS if self.model.name in SEQUENTIAL_MODELS else TERMS
+        misfits = sorted(set(self.objective.weights) - set(allowed))
+        if misfits:
+            raise ValueError(
+                f"objective.weights: model '{self.model.name}' trains with the terms {sorted(allowed)}, "
+                f"not {misfits}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _stopping_metric_is_evaluated(self) -> ExperimentConfig:

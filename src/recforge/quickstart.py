@@ -42,9 +42,7 @@ def recommendations_for(result: TrainResult, num_users: int = 3, k: int = 10) ->
     seen = (split.csr("train") + split.csr("valid")).tocsr()
     test = split.csr("test")
     users = np.flatnonzero(np.diff(test.indptr) > 0)[:num_users]
-    result.model.eval()
-    with torch.no_grad():
-        user_embeddings, item_embeddings = result.model(**_inputs_of(result))
+    user_embeddings, item_embeddings = result.task.embeddings("test")
     top = (
         ranked_items(user_embeddings, item_embeddings, torch.as_tensor(users), k, exclude=seen).cpu().numpy()
     )
@@ -63,13 +61,6 @@ def recommendations_for(result: TrainResult, num_users: int = 3, k: int = 10) ->
             )
         )
     return report
-
-
-def _inputs_of(result: TrainResult) -> dict[str, torch.Tensor]:
-    from recforge.models.registry import model_inputs
-
-    device = next(result.model.parameters()).device
-    return model_inputs(result.model, result.data.split.csr("train"), device)
 
 
 def run_quickstart(output_dir: Path, overrides: tuple[str, ...] = (), **train_options: object) -> TrainResult:

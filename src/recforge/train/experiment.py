@@ -12,14 +12,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recforge.config import ExperimentConfig, SplitConfig
+from recforge.config import ExperimentConfig, GRU4RecConfig, SASRecConfig, SplitConfig
 from recforge.data.dataset import Dataset
 from recforge.data.filtering import deduplicate, k_core
 from recforge.data.registry import load_dataset
 from recforge.data.split import Split
 from recforge.data.splitting import load_or_create_split
 from recforge.errors import ConfigError
+from recforge.models.gru4rec import GRU4Rec
 from recforge.models.registry import build_model
+from recforge.models.sasrec import SASRec
 
 
 @dataclass
@@ -80,8 +82,17 @@ def prepare_data(config: ExperimentConfig, split_path: Path) -> PreparedData:
 
 
 def build_encoder(config: ExperimentConfig, num_users: int, num_items: int) -> nn.Module:
-    """The encoder the config names, with the config's hyperparameters as explicit arguments."""
+    """The encoder the config names, with the config's hyperparameters as explicit arguments.
+
+    Sequential encoders take no user count (a query is a sequence) and their hyperparameters were
+    validated by the config; ``max_length`` is the window of the data path, and of SASRec's
+    position table."""
     params = config.model.model_dump(exclude={"name"})
+    if isinstance(config.model, SASRecConfig):
+        return SASRec(num_items=num_items, **params)
+    if isinstance(config.model, GRU4RecConfig):
+        params.pop("max_length")
+        return GRU4Rec(num_items=num_items, **params)
     return build_model(config.model.name, num_users=num_users, num_items=num_items, **params)
 
 

@@ -11,9 +11,9 @@ from torch import nn
 from recforge.config import ExperimentConfig, load_config
 from recforge.errors import CheckpointError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
-from recforge.models.registry import model_inputs
 from recforge.train.checkpoint import WEIGHTS_FILE, CheckpointInfo, load_weights, read_checkpoint_info
 from recforge.train.experiment import PreparedData, build_encoder, prepare_data, resolve_device
+from recforge.train.tasks import Task, make_task
 
 
 @dataclass
@@ -21,14 +21,12 @@ class LoadedRun:
     config: ExperimentConfig
     data: PreparedData
     model: nn.Module
-    inputs: dict[str, torch.Tensor]
+    task: Task
     info: CheckpointInfo
 
-    @torch.no_grad()
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(users, items) embeddings of the best checkpoint, in evaluation mode."""
-        self.model.eval()
-        return self.model(**self.inputs)
+    def embeddings(self, fold: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(queries, items) embeddings of the best checkpoint for scoring ``fold``."""
+        return self.task.embeddings(fold)
 
 
 def load_run(run_dir: str | Path, *, overrides: tuple[str, ...] = (), device: str = "auto") -> LoadedRun:
@@ -65,8 +63,8 @@ def load_run(run_dir: str | Path, *, overrides: tuple[str, ...] = (), device: st
         epoch=info.epoch,
     )
     load_weights(model, weights_path, expected)
-    inputs = model_inputs(model, data.split.csr("train"), torch_device)
-    return LoadedRun(config=config, data=data, model=model, inputs=inputs, info=info)
+    task = make_task(model, data.split, config, torch_device)
+    return LoadedRun(config=config, data=data, model=model, task=task, info=info)
 
 
 def evaluate_run(run: LoadedRun, folds: tuple[str, ...] = ("valid", "test")) -> dict[str, EvaluationResult]:
@@ -79,5 +77,4 @@ def evaluate_run(run: LoadedRun, folds: tuple[str, ...] = ("valid", "test")) -> 
         batch_size=evaluation.batch_size,
         activity_slices=tuple(evaluation.activity_slices),
     )
-    users, items = run.embeddings()
-    return {fold: evaluator.evaluate(users, items, fold) for fold in folds}
+    return {fold: evaluator.evaluate(*run.embeddings(fold), fold) for fold in folds}

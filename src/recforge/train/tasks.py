@@ -1,0 +1,177 @@
+"""What the one training loop trains on: a task gives batches, one optimisation step, and the
+query and item embeddings to evaluate with (DESIGN idea 1: every model is scored by dot products).
+
+* :class:`TripletTask`: graph/CF encoders (MF, LightGCN) on (user, positive, negatives) triplets;
+  a user's query embedding is the same for every fold.
+* :class:`SequenceTask`: sequential encoders (SASRec, GRU4Rec) on shifted next-item windows; a
+  user's query is the history before the held-out item, so it differs between valid and test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol, cast
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from recforge.config import SEQUENTIAL_MODELS, ExperimentConfig
+from recforge.data.sampling import TrainingBatches, TripletBatch
+from recforge.data.sequences import SequenceBatch, SequenceBatches, evaluation_queries, sequence_examples
+from recforge.data.split import Split
+from recforge.models.registry import model_inputs
+from recforge.objectives.batch_terms import TermParameters, TripletEmbeddings, compute_terms
+from recforge.objectives.combine import weighted_sum
+from recforge.objectives.sequence_terms import SEQUENCE_TERMS, NextItemOutputs, SequenceTermParameters
+from recforge.objectives.sequential import dros_item_weights
+
+
+class Batches(Protocol):
+    def set_epoch(self, epoch: int) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Task(Protocol):
+    batches: Batches
+
+    def step(self, batch: Any, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]: ...
+
+    def embeddings(self, fold: str) -> tuple[Tensor, Tensor]: ...
+
+
+def make_task(model: nn.Module, split: Split, config: ExperimentConfig, device: torch.device) -> Task:
+    """The task that trains ``model`` as ``config`` says."""
+    if config.model.name in SEQUENTIAL_MODELS:
+        return SequenceTask(model, split, config, device)
+    return TripletTask(model, split, config, device)
+
+
+def _optimise(loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+class TripletTask:
+    """(user, positive, negatives) batches through a graph/CF encoder and the triplet terms."""
+
+    def __init__(self, model: nn.Module, split: Split, config: ExperimentConfig, device: torch.device):
+        self.model, self.device = model, device
+        self.inputs = model_inputs(model, split.csr("train"), device)
+        self.batches: Batches = TrainingBatches(
+            split.train,
+            num_items=split.num_items,
+            batch_size=config.train.batch_size,
+            num_negatives=config.train.num_negatives,
+            seed=config.seed,
+        )
+        self.weights = config.objective.weights
+        self.term_parameters = TermParameters(
+            temperature=config.objective.temperature,
+            alignment_alpha=config.objective.alignment_alpha,
+            uniformity_t=config.objective.uniformity_t,
+        )
+        # every graph encoder has it (the embedding contract); nn.Module does not tell a type checker
+        self.initial_embeddings = cast(Callable[[], tuple[Tensor, Tensor]], model.initial_embeddings)
+
+    def step(self, batch: TripletBatch, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
+        """Propagate, gather the batch's rows, add the weighted terms, step; returns them detached."""
+        users_all, items_all = self.model(**self.inputs)
+        user_ego, item_ego = self.initial_embeddings()
+        users, positives, negatives = (
+            t.to(self.device) for t in (batch.users, batch.positives, batch.negatives)
+        )
+        user, positive, negative = users_all[users], items_all[positives], items_all[negatives]
+        if user_ego is users_all and item_ego is items_all:  # MF: output and ego tables are one
+            ego = (user, positive, negative)  # each gather's backward zero-fills a whole table
+        else:
+            ego = (user_ego[users], item_ego[positives], item_ego[negatives])
+        embeddings = TripletEmbeddings(
+            user=user,
+            positive=positive,
+            negatives=negative,
+            user_ego=ego[0],
+            positive_ego=ego[1],
+            negatives_ego=ego[2],
+            user_ids=users,
+            positive_ids=positives,
+            negative_ids=negatives,
+        )
+        loss, parts = weighted_sum(
+            compute_terms(tuple(self.weights), embeddings, self.term_parameters), self.weights
+        )
+        _optimise(loss, optimizer)
+        # tensors, not floats: summing them needs no device sync per step on CUDA
+        return {"loss": loss.detach(), **parts}
+
+    @torch.no_grad()
+    def embeddings(self, fold: str) -> tuple[Tensor, Tensor]:
+        self.model.eval()
+        users, items = self.model(**self.inputs)
+        return users, items
+
+
+class SequenceTask:
+    """Shifted next-item windows through a sequential encoder and the next-item terms."""
+
+    def __init__(self, model: nn.Module, split: Split, config: ExperimentConfig, device: torch.device):
+        self.model, self.split, self.device = model, split, device
+        self.max_length = cast(int, config.model.max_length)  # type: ignore[union-attr]
+        self.weights = config.objective.weights
+        examples = sequence_examples(split.train, split.num_users, self.max_length)
+        num_negatives = config.train.num_negatives if "bce" in self.weights else 0
+        self.batches: Batches = SequenceBatches(
+            examples,
+            split.num_items,
+            batch_size=config.train.batch_size,
+            num_negatives=num_negatives,
+            seed=config.seed,
+        )
+        self.item_weights: Tensor | None = None
+        if "dros" in self.weights:
+            # popularity of each item as a training target, the nominal distribution of DROS
+            counts = np.bincount(examples.targets[examples.targets > 0] - 1, minlength=split.num_items)
+            self.item_weights = dros_item_weights(
+                torch.as_tensor(counts, dtype=torch.float32, device=device),
+                exponent=config.objective.dros_exponent,
+            )
+        self.term_parameters = SequenceTermParameters(dros_beta=config.objective.dros_beta)
+        self.item_table = cast(Callable[[], Tensor], model.item_embeddings)
+        self.query = cast(Callable[[Tensor], Tensor], model.query_embeddings)
+
+    def step(self, batch: SequenceBatch, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
+        """States at the non-padding positions only: on short-sequence data (Amazon: ~9 items in
+        windows of 50) most positions are padding, and a full softmax over them would be waste."""
+        inputs, targets, negatives = (
+            t.to(self.device) for t in (batch.inputs, batch.targets, batch.negatives)
+        )
+        hidden = self.model(inputs)
+        is_target = targets > 0
+        outputs = NextItemOutputs(
+            hidden=hidden[is_target],
+            targets=targets[is_target] - 1,  # sequence ids are shifted by one (0 = padding)
+            negatives=negatives[is_target] - 1,
+            items=self.item_table(),
+            item_weights=self.item_weights,
+        )
+        terms = {name: SEQUENCE_TERMS[name](outputs, self.term_parameters) for name in self.weights}
+        loss, parts = weighted_sum(terms, self.weights)
+        _optimise(loss, optimizer)
+        return {"loss": loss.detach(), **parts}
+
+    @torch.no_grad()
+    def embeddings(self, fold: str, batch_size: int = 1024) -> tuple[Tensor, Tensor]:
+        """Each evaluated user's query: the encoder's state after the history before ``fold``'s item
+        (for test, the valid item is part of it). Users without an item in ``fold`` get zeros;
+        the evaluator never scores them."""
+        self.model.eval()
+        items = self.item_table()
+        users, sequences = evaluation_queries(self.split, fold, self.max_length)
+        queries = torch.zeros(self.split.num_users, items.shape[1], dtype=items.dtype, device=self.device)
+        user_rows = torch.as_tensor(users, device=self.device)
+        for start in range(0, len(users), batch_size):
+            block = torch.as_tensor(sequences[start : start + batch_size], device=self.device)
+            queries[user_rows[start : start + batch_size]] = self.query(block)
+        return queries, items
