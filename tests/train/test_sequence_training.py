@@ -8,6 +8,18 @@ from recforge.errors import ConfigError
 from recforge.train.run_dir import evaluate_run, load_run
 from recforge.train.trainer import train
 
+SMALL_SASREC = {
+    "name": "sasrec",
+    "dim": 16,
+    "max_length": 10,
+    "num_layers": 1,
+    "num_heads": 1,
+    "inner_dim": 32,
+    "dropout": 0.0,
+    "attention_dropout": 0.0,
+}
+SMALL_GRU4REC = {"name": "gru4rec", "dim": 16, "hidden_dim": 32, "dropout": 0.0, "max_length": 10}
+
 
 def cyclic_sequences_csv(tmp_path, num_users=200, num_items=30, length=12, seed=0):
     """Each user walks the item cycle 0 -> 1 -> ... from a random start: the next item is always
@@ -45,34 +57,10 @@ def sequence_config(tmp_path, model, weights, **train):
 @pytest.mark.parametrize(
     ("model", "weights"),
     [
-        (
-            {
-                "name": "sasrec",
-                "dim": 16,
-                "max_length": 10,
-                "num_layers": 1,
-                "num_heads": 1,
-                "inner_dim": 32,
-                "dropout": 0.0,
-                "attention_dropout": 0.0,
-            },
-            {"ce": 1.0},
-        ),
-        ({"name": "gru4rec", "dim": 16, "hidden_dim": 32, "dropout": 0.0, "max_length": 10}, {"ce": 1.0}),
-        ({"name": "gru4rec", "dim": 16, "hidden_dim": 32, "dropout": 0.0, "max_length": 10}, {"bce": 1.0}),
-        (
-            {
-                "name": "sasrec",
-                "dim": 16,
-                "max_length": 10,
-                "num_layers": 1,
-                "num_heads": 1,
-                "inner_dim": 32,
-                "dropout": 0.0,
-                "attention_dropout": 0.0,
-            },
-            {"dros": 1.0, "ce": 1.0},
-        ),
+        (SMALL_SASREC, {"ce": 1.0}),
+        (SMALL_GRU4REC, {"ce": 1.0}),
+        (SMALL_GRU4REC, {"bce": 1.0}),
+        (SMALL_SASREC, {"dros": 1.0, "ce": 1.0}),
     ],
     ids=["sasrec-ce", "gru4rec-ce", "gru4rec-bce", "sasrec-ce+dros"],
 )
@@ -88,7 +76,7 @@ def test_sequential_model_learns_the_next_item(tmp_path, model, weights):
 def test_test_queries_include_the_valid_item(tmp_path):
     config = sequence_config(
         tmp_path,
-        {"name": "gru4rec", "dim": 16, "hidden_dim": 32, "dropout": 0.0, "max_length": 10},
+        SMALL_GRU4REC,
         {"ce": 1.0},
         early_stopping_metric="recall@1",
     )
