@@ -53,3 +53,9 @@ def test_train_then_evaluate(shared_data, tmp_path):
     scored = json.loads(result.output)
     assert scored["test"]["metrics"]["recall@20"] == pytest.approx(saved["test"]["recall@20"])
     assert Path(tmp_path / "run" / "config.yaml").read_text().count("learning_rate: 0.01") == 1
+
+
+def test_evaluate_refuses_an_unknown_fold(tmp_path):
+    result = runner.invoke(app, ["evaluate", str(tmp_path), "--fold", "train"])
+    assert result.exit_code == 2
+    assert "--fold: expected valid or test, got 'train'" in result.output

@@ -68,7 +68,7 @@ def evaluate(
 
     folds = tuple(fold or ("valid", "test"))
     for name in folds:
-        if name not in ("valid", "test", "train"):
+        if name not in ("valid", "test"):
             _fail(RecforgeError(f"--fold: expected valid or test, got '{name}'"))
     try:
         run = load_run(run_dir, overrides=tuple(overrides or ()), device=device)

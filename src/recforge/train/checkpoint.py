@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def load_resume_state(
     return TrainingState(**payload["state"])
 
 
-def _atomic(path: Path, write: Any) -> None:
+def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write to a temporary sibling, then rename: a crash mid-write never leaves a torn file."""
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from recforge.config import SEQUENTIAL_MODELS, ExperimentConfig
+from recforge.config import SEQUENTIAL_MODELS, ExperimentConfig, GRU4RecConfig, SASRecConfig
 from recforge.data.sampling import TrainingBatches, TripletBatch
 from recforge.data.sequences import SequenceBatch, SequenceBatches, evaluation_queries, sequence_examples
 from recforge.data.split import Split
@@ -118,7 +118,9 @@ class SequenceTask:
 
     def __init__(self, model: nn.Module, split: Split, config: ExperimentConfig, device: torch.device):
         self.model, self.split, self.device = model, split, device
-        self.max_length = cast(int, config.model.max_length)  # type: ignore[union-attr]
+        if not isinstance(config.model, SASRecConfig | GRU4RecConfig):
+            raise TypeError(f"SequenceTask trains sequential encoders, not '{config.model.name}'")
+        self.max_length = config.model.max_length
         self.weights = config.objective.weights
         examples = sequence_examples(split.train, split.num_users, self.max_length)
         num_negatives = config.train.num_negatives if "bce" in self.weights else 0

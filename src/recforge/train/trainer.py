@@ -193,6 +193,7 @@ def train(
             epoch_started = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
             progress.reset(batch_task, total=len(batches), description=f"epoch {epoch}")
+            lr = _learning_rate(config, state.global_step, total_steps)
             for batch in batches:
                 lr = _learning_rate(config, state.global_step, total_steps)
                 for group in optimizer.param_groups:
