@@ -90,10 +90,45 @@ class GRU4RecConfig(_Strict):
     max_length: Annotated[int, Field(gt=0)] = 50
 
 
+class GSAUConfig(_Strict):
+    """A LightGCN and a SASRec sharing one item table (see :class:`recforge.models.gsau.GSAU`)."""
+
+    name: Literal["gsau"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    graph_layers: Annotated[int, Field(ge=0)] = 2
+    max_length: Annotated[int, Field(gt=0)] = 50
+    num_layers: Annotated[int, Field(gt=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+    inner_dim: Annotated[int, Field(gt=0)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    attention_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    shared_embeddings: bool = True
+    score_with: Literal["sequence", "graph", "both"] = Field(
+        "sequence",
+        description="which encoder ranks items: the sequence state against the item table (the "
+        "paper's choice), the LightGCN user against LightGCN items, or both (sum of cosines)",
+    )
+
+
 ModelConfig = Annotated[
-    MFConfig | LightGCNConfig | SASRecConfig | GRU4RecConfig, Field(discriminator="name")
+    MFConfig | LightGCNConfig | SASRecConfig | GRU4RecConfig | GSAUConfig, Field(discriminator="name")
 ]
 SEQUENTIAL_MODELS = ("sasrec", "gru4rec")
+GRAPH_SEQUENCE_MODELS = ("gsau",)
+MODEL_NAMES = ("mf", "lightgcn", *SEQUENTIAL_MODELS, *GRAPH_SEQUENCE_MODELS)
+
+
+def terms_of_model(model: str) -> frozenset[str]:
+    """The loss-term names a model of this name trains with."""
+    from recforge.objectives.batch_terms import TERMS
+    from recforge.objectives.graph_sequence_terms import GRAPH_SEQUENCE_TERMS
+    from recforge.objectives.sequence_terms import SEQUENCE_TERMS
+
+    if model in SEQUENTIAL_MODELS:
+        return frozenset(SEQUENCE_TERMS)
+    if model in GRAPH_SEQUENCE_MODELS:
+        return frozenset(GRAPH_SEQUENCE_TERMS)
+    return frozenset(TERMS)
 
 
 class ObjectiveConfig(_Strict):
@@ -109,12 +144,10 @@ class ObjectiveConfig(_Strict):
     @field_validator("weights")
     @classmethod
     def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
-        from recforge.objectives.batch_terms import TERMS
-        from recforge.objectives.sequence_terms import SEQUENCE_TERMS
-
-        unknown = sorted(set(weights) - set(TERMS) - set(SEQUENCE_TERMS))
+        known = terms_of_model("mf") | terms_of_model("sasrec") | terms_of_model("gsau")
+        unknown = sorted(set(weights) - known)
         if unknown:
-            raise ValueError(f"unknown loss terms {unknown}; choose from {sorted({*TERMS, *SEQUENCE_TERMS})}")
+            raise ValueError(f"unknown loss terms {unknown}; choose from {sorted(known)}")
         if not weights:
             raise ValueError("at least one loss term needs a weight")
         return weights
@@ -155,10 +188,7 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _terms_fit_the_model(self) -> ExperimentConfig:
-        from recforge.objectives.batch_terms import TERMS
-        from recforge.objectives.sequence_terms import SEQUENCE_TERMS
-
-        allowed = SEQUENCE_TERMS if self.model.name in SEQUENTIAL_MODELS else TERMS
+        allowed = terms_of_model(self.model.name)
         misfits = sorted(set(self.objective.weights) - set(allowed))
         if misfits:
             raise ValueError(
@@ -283,7 +313,7 @@ def _describe(
     for problem in error.errors():
         location = tuple(str(part) for part in problem["loc"] if not isinstance(part, int))
         # the discriminated union adds the model name as a location part: drop it for display
-        location = tuple(part for part in location if part not in ("mf", "lightgcn", "function-after"))
+        location = tuple(part for part in location if part not in (*MODEL_NAMES, "function-after"))
         message = problem["msg"]
         if problem["type"] == "union_tag_invalid":
             location = (*location, "name")

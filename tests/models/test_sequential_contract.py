@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from recforge.models.gru4rec import GRU4Rec
+from recforge.models.gsau import GSAU
 from recforge.models.sasrec import SASRec
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA")
@@ -24,8 +25,14 @@ MAX_LENGTH = 9
 
 
 def sasrec(**overrides) -> SASRec:
-    params = {"num_items": 11, "dim": 8, "max_length": MAX_LENGTH, "num_layers": 2, "num_heads": 2,
-              "inner_dim": 16}
+    params = {
+        "num_items": 11,
+        "dim": 8,
+        "max_length": MAX_LENGTH,
+        "num_layers": 2,
+        "num_heads": 2,
+        "inner_dim": 16,
+    }
     return SASRec(**(params | overrides))
 
 
@@ -34,7 +41,25 @@ def gru4rec(**overrides) -> GRU4Rec:
     return GRU4Rec(**({"num_items": 11, "dim": 8, "hidden_dim": 12, "num_layers": 2} | overrides))
 
 
-ENCODERS = [pytest.param(sasrec, id="sasrec"), pytest.param(gru4rec, id="gru4rec")]
+def gsau(**overrides) -> GSAU:
+    """GSAU as a sequence encoder (its graph half is tested in test_gsau.py)."""
+    params = {
+        "num_users": 5,
+        "num_items": 11,
+        "dim": 8,
+        "max_length": MAX_LENGTH,
+        "num_layers": 2,
+        "num_heads": 2,
+        "inner_dim": 16,
+    }
+    return GSAU(**(params | overrides))
+
+
+ENCODERS = [
+    pytest.param(sasrec, id="sasrec"),
+    pytest.param(gru4rec, id="gru4rec"),
+    pytest.param(gsau, id="gsau"),
+]
 Factory = Callable[..., nn.Module]
 
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from recforge.objectives.contrastive import alignment, uniformity
+from recforge.objectives.contrastive import alignment, first_occurrences, paired_uniformity, uniformity
 
 
 def unit(row: list[float]) -> list[float]:
@@ -82,3 +82,24 @@ def test_uniformity_duplicate_rows_have_finite_gradient():
 def test_uniformity_needs_two_rows():
     with pytest.raises(ValueError, match="uniformity: needs at least 2 rows to form a pair, got 1"):
         uniformity(torch.ones(1, 3))
+
+
+def test_paired_uniformity_by_hand():
+    # pairs: same direction (distance² 0) and opposite (distance² 4): log((1 + e^-8) / 2) at t = 2
+    x = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    y = torch.tensor([[3.0, 0.0], [0.0, -1.0]])
+    assert paired_uniformity(x, y, t=2.0).item() == pytest.approx(math.log((1 + math.exp(-8)) / 2), rel=1e-6)
+
+
+def test_paired_uniformity_against_loop():
+    generator = torch.Generator().manual_seed(2)
+    x, y = torch.randn(5, 3, generator=generator), torch.randn(5, 3, generator=generator)
+    expected = math.log(
+        sum(math.exp(-1.5 * naive_alignment(a[None], b[None], 2.0)) for a, b in zip(x, y, strict=True)) / 5
+    )
+    assert paired_uniformity(x, y, t=1.5).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_first_occurrences_pick_the_first_row_of_each_id():
+    ids = torch.tensor([7, 3, 7, 9, 3, 3])
+    assert first_occurrences(ids).tolist() == [1, 0, 3]  # ids 3, 7, 9 in sorted order

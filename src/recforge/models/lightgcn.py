@@ -56,13 +56,8 @@ class LightGCN(nn.Module):
                 f"LightGCN: normalized_adjacency has shape {tuple(normalized_adjacency.shape)}, "
                 f"expected ({num_nodes}, {num_nodes}) for {self.num_users} users + {self.num_items} items"
             )
-        layer: Tensor = self.embedding
-        layer_sum = layer
-        for _ in range(self.num_layers):
-            # \hat A is symmetric by construction, so it is its own transpose in the backward
-            layer = sparse_propagate(normalized_adjacency, layer, adjacency_transpose=normalized_adjacency)
-            layer_sum = layer_sum + layer
-        users, items = (layer_sum / (self.num_layers + 1)).split([self.num_users, self.num_items])
+        nodes = layer_mean_propagation(normalized_adjacency, self.embedding, self.num_layers)
+        users, items = nodes.split([self.num_users, self.num_items])
         return users, items
 
     def initial_embeddings(self) -> tuple[Tensor, Tensor]:
@@ -72,3 +67,16 @@ class LightGCN(nn.Module):
 
     def extra_repr(self) -> str:
         return f"users={self.num_users}, items={self.num_items}, dim={self.dim}, layers={self.num_layers}"
+
+
+def layer_mean_propagation(normalized_adjacency: Tensor, nodes: Tensor, num_layers: int) -> Tensor:
+    r"""LightGCN's propagation of a (U+I, d) node table: :math:`\frac{1}{L+1}\sum_{l=0}^{L}\hat A^l E`.
+
+    Shared by :class:`LightGCN` and by GSAU's graph encoder, which propagates a table it assembles
+    from the user table and the sequence encoder's item table."""
+    layer_sum = layer = nodes
+    for _ in range(num_layers):
+        # \hat A is symmetric by construction, so it is its own transpose in the backward
+        layer = sparse_propagate(normalized_adjacency, layer, adjacency_transpose=normalized_adjacency)
+        layer_sum = layer_sum + layer
+    return layer_sum / (num_layers + 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from recforge.objectives.contrastive import alignment, uniformity
+from recforge.objectives.contrastive import alignment, first_occurrences, uniformity
 from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax, shared_negatives_softmax
 from recforge.objectives.regularization import l2_ego
 
@@ -49,19 +49,13 @@ def _uniformity_of_batch(batch: TripletEmbeddings, params: TermParameters) -> Te
     # repeated row would add zero-distance pairs that the loss can never push apart. A side with a
     # single distinct row has no pairs (a tiny last batch): it is left out of the average.
     sides = [
-        batch.user[_first_occurrence(batch.user_ids)],
-        batch.positive[_first_occurrence(batch.positive_ids)],
+        batch.user[first_occurrences(batch.user_ids)],
+        batch.positive[first_occurrences(batch.positive_ids)],
     ]
     values = [uniformity(side, t=params.uniformity_t) for side in sides if len(side) >= 2]
     if not values:
         return batch.user.sum() * 0.0  # keeps the graph (and device) without adding a gradient
     return torch.stack(values).mean()
-
-
-def _first_occurrence(ids: Tensor) -> Tensor:
-    unique, inverse = torch.unique(ids, return_inverse=True)
-    first = torch.full((len(unique),), len(ids), dtype=torch.long, device=ids.device)
-    return first.scatter_reduce(0, inverse, torch.arange(len(ids), device=ids.device), reduce="amin")
 
 
 TERMS: dict[str, Callable[[TripletEmbeddings, TermParameters], Tensor]] = {

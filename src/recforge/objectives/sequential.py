@@ -90,6 +90,13 @@ def dros(
                  + \exp\big(w_{t_n} (s_{nt_n} - 1)^2 / \beta\big) \Big],
         \qquad \mathcal L = \frac1N \sum_n \ell_n .
 
+    This is the authors' code, which DLLM2Rec reuses. It is not literally the KL-DRO dual the paper
+    derives, :math:`\beta \log \mathbb E_{i \sim Q_0}[\exp(\ell_i / \beta)]
+    = \beta \log \sum_i w_i \exp(\ell_i/\beta)`: the code puts the nominal weight inside the
+    exponent and drops the outer :math:`\beta`. We keep the code's form, because DLLM2Rec's
+    published student numbers were produced with it; a weight in ``objective.weights`` plays the
+    role of the outer factor.
+
     The reference code multiplies this term by ``alpha`` and adds it to the BCE loss: here that
     weight belongs to :func:`~recforge.objectives.combine.weighted_sum`. It computes the log of a
     sum of exponentials plus 1e-24; here the same value is one ``logsumexp`` (no overflow).

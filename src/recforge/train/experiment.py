@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recforge.config import ExperimentConfig, GRU4RecConfig, SASRecConfig, SplitConfig
+from recforge.config import ExperimentConfig, GRU4RecConfig, GSAUConfig, SASRecConfig, SplitConfig
 from recforge.data.dataset import Dataset
 from recforge.data.filtering import deduplicate, k_core
 from recforge.data.registry import load_dataset
@@ -20,6 +20,7 @@ from recforge.data.split import Split
 from recforge.data.splitting import load_or_create_split
 from recforge.errors import ConfigError
 from recforge.models.gru4rec import GRU4Rec
+from recforge.models.gsau import GSAU
 from recforge.models.registry import build_model
 from recforge.models.sasrec import SASRec
 
@@ -90,6 +91,9 @@ def build_encoder(config: ExperimentConfig, num_users: int, num_items: int) -> n
     params = config.model.model_dump(exclude={"name"})
     if isinstance(config.model, SASRecConfig):
         return SASRec(num_items=num_items, **params)
+    if isinstance(config.model, GSAUConfig):
+        params.pop("score_with")  # how the task ranks, not part of the encoder
+        return GSAU(num_users=num_users, num_items=num_items, **params)
     if isinstance(config.model, GRU4RecConfig):
         params.pop("max_length")
         return GRU4Rec(num_items=num_items, **params)

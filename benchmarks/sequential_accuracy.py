@@ -1,0 +1,220 @@
+"""Issue-4 accuracy tables: SASRec (CE), GRU4Rec, LightGCN (DirectAU) and GSAU on Amazon Beauty and
+Toys, GSAU's γ sweep, and shared vs separate embedding tables, all under one protocol and budget.
+
+Protocol (every run): leave-one-out by time, full ranking over all items with the user's history
+masked, Recall/NDCG@10/20. Each run trains through the real trainer with early stopping on
+*validation* NDCG@10 (patience 10) inside a wall-clock training budget, keeps the best-validation
+checkpoint, and scores the test fold once. Runs are resumable: a run whose ``metrics.json`` exists
+is read back, not retrained, so two shells can split the list (``--runs``) and ``--report`` joins it.
+
+    python benchmarks/sequential_accuracy.py --runs beauty-sasrec,beauty-gsau --budget-s 600 --threads 1
+    python benchmarks/sequential_accuracy.py --report      # tables (markdown) + gamma.png under --out
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from recforge.config import load_config
+from recforge.train.trainer import train
+
+REPO = Path(__file__).resolve().parents[1]
+METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+GAMMAS = (0.0, 0.1, 0.5, 1.0, 2.0)
+# Anchors from the issue, measured with RecBole's protocol by the GSAU authors' released logs.
+ANCHORS = {
+    ("beauty", "sasrec"): {"recall@10": 0.0826, "ndcg@10": 0.0414},
+    ("toys", "gsau"): {"recall@10": 0.0924, "recall@20": 0.1328, "ndcg@10": 0.0470, "ndcg@20": 0.0572},
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    dataset: str  # beauty | toys
+    model: str  # config file stem under configs/amazon-<dataset>/
+    overrides: tuple[str, ...] = field(default=())
+
+    @property
+    def config(self) -> Path:
+        folder = {"beauty": "amazon-beauty", "toys": "amazon-toys"}[self.dataset]
+        return REPO / "configs" / folder / f"{self.model}.yaml"
+
+
+def gamma_overrides(gamma: float) -> tuple[str, ...]:
+    return (f"objective.weights.graph_uniformity={gamma}", f"objective.weights.sequence_uniformity={gamma}")
+
+
+RUNS = {
+    run.name: run
+    for run in [
+        *(
+            Run(f"{d}-{m}", d, m)
+            for d in ("beauty", "toys")
+            for m in ("sasrec", "gru4rec", "lightgcn-directau", "gsau")
+        ),
+        *(Run(f"beauty-gsau-gamma{g}", "beauty", "gsau", gamma_overrides(g)) for g in GAMMAS if g != 0.1),
+        Run("beauty-gsau-separate", "beauty", "gsau", ("model.shared_embeddings=false",)),
+    ]
+}
+
+
+def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
+    run_dir = out / run.name
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.exists():
+        return json.loads(metrics_file.read_text())
+    overrides = [
+        *run.overrides,
+        f"output_dir={run_dir}",
+        f"train.max_train_seconds={budget_s}",
+        f"train.num_threads={threads}",
+    ]
+    config = load_config(run.config, overrides)
+    started = time.perf_counter()
+    result = train(config, show_progress=False)
+    summary = {
+        "run": run.name,
+        "config": str(run.config.relative_to(REPO)),
+        "overrides": list(run.overrides),
+        "budget_s": budget_s,
+        "threads": threads,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "train_seconds": result.timings["train_seconds"],
+        "seconds_per_epoch": result.timings["train_seconds"] / max(1, result.epochs_run),
+        "wall_seconds": time.perf_counter() - started,
+        "valid": result.valid.metrics,
+        "test": result.test.metrics,
+        "machine": f"{platform.node()} ({os.cpu_count()} cpus), load {os.getloadavg()[0]:.2f}",
+    }
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load(out: Path, name: str) -> dict | None:
+    path = out / name / "metrics.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _cells(summary: dict | None) -> str:
+    if summary is None:
+        return " | ".join(["–"] * len(METRICS)) + " | – | –"
+    test = summary["test"]
+    stop = f"{summary['best_epoch']}/{summary['epochs_run']}"
+    return " | ".join(f"{test[m]:.4f}" for m in METRICS) + f" | {stop} | {summary['train_seconds']:.0f}"
+
+
+def report(out: Path) -> str:
+    header = (
+        "| dataset | model | " + " | ".join(f"test {m}" for m in METRICS) + " | best/ran epochs | train s |"
+    )
+    rule = "|---" * (len(METRICS) + 4) + "|"
+    lines = ["### Main table (test fold, selected on valid NDCG@10)", "", header, rule]
+    labels = {
+        "sasrec": "SASRec (CE)",
+        "gru4rec": "GRU4Rec (CE)",
+        "lightgcn-directau": "LightGCN (DirectAU)",
+        "gsau": "GSAU",
+    }
+    for dataset in ("beauty", "toys"):
+        for model, label in labels.items():
+            lines.append(f"| {dataset} | {label} | {_cells(load(out, f'{dataset}-{model}'))} |")
+            anchor = ANCHORS.get((dataset, model))
+            if anchor:
+                cells = " | ".join(f"{anchor[m]:.4f}" if m in anchor else "–" for m in METRICS)
+                lines.append(
+                    f"| {dataset} | {label}, published anchor (RecBole protocol) | {cells} | – | – |"
+                )
+    lines += [
+        "",
+        "### GSAU γ sweep on Beauty (L = L_GA + L_SA + γ(L_GU + L_SU))",
+        "",
+        header.replace("| model |", "| γ |"),
+        rule,
+    ]
+    gammas = []
+    for gamma in GAMMAS:
+        summary = load(out, "beauty-gsau" if gamma == 0.1 else f"beauty-gsau-gamma{gamma}")
+        lines.append(f"| beauty | {gamma} | {_cells(summary)} |")
+        if summary:
+            gammas.append((gamma, summary["test"]["recall@10"], summary["test"]["ndcg@10"]))
+    lines += [
+        "",
+        "### Shared vs separate item tables (GSAU, Beauty, γ = 0.1)",
+        "",
+        header.replace("| model |", "| tables |"),
+        rule,
+    ]
+    lines.append(f"| beauty | shared | {_cells(load(out, 'beauty-gsau'))} |")
+    lines.append(f"| beauty | separate | {_cells(load(out, 'beauty-gsau-separate'))} |")
+    text = "\n".join(lines) + "\n"
+    (out / "tables.md").write_text(text)
+    if gammas:
+        figure, axis = plt.subplots(figsize=(6, 3.5))
+        positions = range(len(gammas))
+        axis.plot(positions, [r for _, r, _ in gammas], marker="o", label="test Recall@10")
+        axis.plot(positions, [n for _, _, n in gammas], marker="s", label="test NDCG@10")
+        sasrec = load(out, "beauty-sasrec")
+        if sasrec:
+            axis.axhline(
+                sasrec["test"]["recall@10"], linestyle="--", color="C0", alpha=0.5, label="SASRec Recall@10"
+            )
+            axis.axhline(
+                sasrec["test"]["ndcg@10"], linestyle="--", color="C1", alpha=0.5, label="SASRec NDCG@10"
+            )
+        axis.set_xticks(list(positions), [str(g) for g, _, _ in gammas])
+        axis.set_xlabel("γ (uniformity weight)")
+        axis.set_title("GSAU on Amazon Beauty: γ sweep")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+        figure.tight_layout()
+        figure.savefig(out / "gamma.png", dpi=120)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--runs", default="", help=f"comma-separated, from: {', '.join(RUNS)}; 'all' for every run"
+    )
+    parser.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget per run")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per run (1 lets two shells share 2 cores)"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "sequential")
+    parser.add_argument(
+        "--report", action="store_true", help="write tables.md and gamma.png from finished runs"
+    )
+    args = parser.parse_args()
+    names = list(RUNS) if args.runs == "all" else [name for name in args.runs.split(",") if name]
+    unknown = sorted(set(names) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
+    for name in names:
+        summary = run_one(RUNS[name], args.out, args.budget_s, args.threads)
+        test = summary["test"]
+        print(
+            f"{name}: test R@10 {test['recall@10']:.4f} N@10 {test['ndcg@10']:.4f} "
+            f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+            f"{summary['train_seconds']:.0f} s)",
+            flush=True,
+        )
+    if args.report:
+        print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
