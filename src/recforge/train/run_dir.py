@@ -13,7 +13,8 @@ from recforge.errors import CheckpointError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
 from recforge.train.checkpoint import WEIGHTS_FILE, CheckpointInfo, load_weights, read_checkpoint_info
 from recforge.train.experiment import PreparedData, build_encoder, prepare_data, resolve_device
-from recforge.train.tasks import Task, make_task
+from recforge.train.task_base import Task
+from recforge.train.tasks import make_task
 
 
 @dataclass

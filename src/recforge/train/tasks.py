@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
+from typing import cast
 
 import numpy as np
 import torch
@@ -43,20 +43,7 @@ from recforge.objectives.graph_sequence_terms import (
 )
 from recforge.objectives.sequence_terms import SEQUENCE_TERMS, NextItemOutputs, SequenceTermParameters
 from recforge.objectives.sequential import dros_item_weights
-
-
-class Batches(Protocol):
-    def set_epoch(self, epoch: int) -> None: ...
-    def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Any]: ...
-
-
-class Task(Protocol):
-    batches: Batches
-
-    def step(self, batch: Any, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]: ...
-
-    def embeddings(self, fold: str) -> tuple[Tensor, Tensor]: ...
+from recforge.train.task_base import Batches, Task, optimise
 
 
 def make_task(model: nn.Module, split: Split, config: ExperimentConfig, device: torch.device) -> Task:
@@ -66,12 +53,6 @@ def make_task(model: nn.Module, split: Split, config: ExperimentConfig, device: 
     if config.model.name in GRAPH_SEQUENCE_MODELS:
         return GraphSequenceTask(model, split, config, device)
     return TripletTask(model, split, config, device)
-
-
-def _optimise(loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
 
 
 class TripletTask:
@@ -122,7 +103,7 @@ class TripletTask:
         loss, parts = weighted_sum(
             compute_terms(tuple(self.weights), embeddings, self.term_parameters), self.weights
         )
-        _optimise(loss, optimizer)
+        optimise(loss, optimizer)
         # tensors, not floats: summing them needs no device sync per step on CUDA
         return {"loss": loss.detach(), **parts}
 
@@ -180,7 +161,7 @@ class SequenceTask:
         )
         terms = {name: SEQUENCE_TERMS[name](outputs, self.term_parameters) for name in self.weights}
         loss, parts = weighted_sum(terms, self.weights)
-        _optimise(loss, optimizer)
+        optimise(loss, optimizer)
         return {"loss": loss.detach(), **parts}
 
     @torch.no_grad()
@@ -292,7 +273,7 @@ class GraphSequenceTask:
         )
         terms = {name: GRAPH_SEQUENCE_TERMS[name](outputs, self.term_parameters) for name in self.weights}
         loss, parts = weighted_sum(terms, self.weights)
-        _optimise(loss, optimizer)
+        optimise(loss, optimizer)
         return {"loss": loss.detach(), **parts}
 
     @torch.no_grad()

@@ -48,7 +48,8 @@ from recforge.train.experiment import (
     prepare_data,
     resolve_device,
 )
-from recforge.train.tasks import Task, make_task
+from recforge.train.task_base import Task
+from recforge.train.tasks import make_task
 
 
 @dataclass
