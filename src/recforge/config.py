@@ -110,12 +110,47 @@ class GSAUConfig(_Strict):
     )
 
 
+class GATConfig(_Strict):
+    name: Literal["gat"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    num_layers: Annotated[int, Field(gt=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+
+
+class RGTConfig(_Strict):
+    """Residual Graph Transformer (see :class:`recforge.models.rgt.RGT`); every part is a switch."""
+
+    name: Literal["rgt"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    num_layers: Annotated[int, Field(ge=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+    anchors: Annotated[int, Field(ge=1, description="anchor-set size A")] = 32
+    anchor_cutoff: Annotated[int, Field(ge=1, description="hop cut-off q of the anchor distances")] = 4
+    anchor_resample_every: Annotated[
+        int, Field(ge=0, description="epochs between anchor resamplings; 0 keeps the first set")
+    ] = 10
+    position_encoding: bool = True
+    masked_autoencoding: bool = True
+    rationale_ratio: Annotated[
+        float, Field(gt=0, lt=1, description="ρ_R: share of edges kept as rationale")
+    ] = 0.9
+    rationale_every: Annotated[
+        int, Field(ge=1, description="training steps between rationale resamplings")
+    ] = 10
+    extra_pair_ratio: Annotated[
+        float, Field(ge=0, lt=1, description="sampled non-edges attended to, as a share of |E|")
+    ] = 0.01
+    gumbel_temperature: Annotated[float, Field(gt=0)] = 1.0
+
+
 ModelConfig = Annotated[
-    MFConfig | LightGCNConfig | SASRecConfig | GRU4RecConfig | GSAUConfig, Field(discriminator="name")
+    MFConfig | LightGCNConfig | GATConfig | SASRecConfig | GRU4RecConfig | GSAUConfig | RGTConfig,
+    Field(discriminator="name"),
 ]
 SEQUENTIAL_MODELS = ("sasrec", "gru4rec")
 GRAPH_SEQUENCE_MODELS = ("gsau",)
-MODEL_NAMES = ("mf", "lightgcn", *SEQUENTIAL_MODELS, *GRAPH_SEQUENCE_MODELS)
+RATIONALE_MODELS = ("rgt",)
+MODEL_NAMES = ("mf", "lightgcn", "gat", *SEQUENTIAL_MODELS, *GRAPH_SEQUENCE_MODELS, *RATIONALE_MODELS)
 
 
 def terms_of_model(model: str) -> frozenset[str]:
@@ -128,6 +163,10 @@ def terms_of_model(model: str) -> frozenset[str]:
         return frozenset(SEQUENCE_TERMS)
     if model in GRAPH_SEQUENCE_MODELS:
         return frozenset(GRAPH_SEQUENCE_TERMS)
+    if model in RATIONALE_MODELS:
+        from recforge.objectives.rationale_terms import RATIONALE_TERMS
+
+        return frozenset(TERMS) | frozenset(RATIONALE_TERMS)
     return frozenset(TERMS)
 
 
@@ -144,7 +183,7 @@ class ObjectiveConfig(_Strict):
     @field_validator("weights")
     @classmethod
     def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
-        known = terms_of_model("mf") | terms_of_model("sasrec") | terms_of_model("gsau")
+        known = frozenset().union(*(terms_of_model(name) for name in MODEL_NAMES))
         unknown = sorted(set(weights) - known)
         if unknown:
             raise ValueError(f"unknown loss terms {unknown}; choose from {sorted(known)}")
@@ -194,6 +233,19 @@ class ExperimentConfig(_Strict):
             raise ValueError(
                 f"objective.weights: model '{self.model.name}' trains with the terms {sorted(allowed)}, "
                 f"not {misfits}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reconstruction_needs_masking(self) -> ExperimentConfig:
+        if (
+            isinstance(self.model, RGTConfig)
+            and not self.model.masked_autoencoding
+            and "reconstruction" in self.objective.weights
+        ):
+            raise ValueError(
+                "objective.weights.reconstruction: the reconstruction term needs "
+                "model.masked_autoencoding: true (drop the term for the ablation without it)"
             )
         return self
 

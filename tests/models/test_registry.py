@@ -15,7 +15,7 @@ def train() -> sp.csr_matrix:
 
 
 def test_registered_names():
-    assert sorted(MODELS) == ["lightgcn", "mf"]
+    assert sorted(MODELS) == ["gat", "lightgcn", "mf"]
 
 
 def test_build_with_defaults_and_params():
@@ -29,7 +29,7 @@ def test_build_with_defaults_and_params():
 
 
 def test_unknown_name_lists_choices():
-    with pytest.raises(UnknownNameError, match="unknown model 'ngcf'; choose one of: lightgcn, mf"):
+    with pytest.raises(UnknownNameError, match="unknown model 'ngcf'; choose one of: gat, lightgcn, mf"):
         build_model("ngcf", num_users=2, num_items=3)
 
 
@@ -75,7 +75,8 @@ def test_model_inputs_by_name_and_by_model(train):
 def test_model_inputs_errors(train):
     with pytest.raises(UnknownNameError, match="unknown model 'ngcf'"):
         model_inputs("ngcf", train, "cpu")
-    with pytest.raises(UnknownNameError, match="unknown model class 'Linear'; choose one of: LightGCN, MF"):
+    message = "unknown model class 'Linear'; choose one of: GAT, LightGCN, MF"
+    with pytest.raises(UnknownNameError, match=message):
         model_inputs(torch.nn.Linear(2, 2), train, "cpu")
     with pytest.raises(ValueError, match="2 users × 3 items, the model was built for 4 × 3"):
         model_inputs(MF(num_users=4, num_items=3), train, "cpu")

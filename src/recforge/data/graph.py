@@ -87,3 +87,32 @@ def _to_torch_csr(matrix: sp.csr_matrix, *, dtype: torch.dtype, device: torch.de
             device=device,
             check_invariants=True,  # once per graph, O(nnz): a malformed CSR would crash kernels later
         )
+
+
+def bipartite_edge_index(
+    train: sp.spmatrix | sp.sparray, *, device: torch.device | str | None = None
+) -> Tensor:
+    r"""The edge list of the user-item graph, both directions, for message-passing layers (PyG).
+
+    The graph is the one :func:`normalized_adjacency` weights: user ``u`` is node ``u``, item ``i``
+    is node ``U + i``, and every interaction is an undirected edge, listed once in each direction.
+
+    Args:
+        train: (U, I) user × item training matrix. Every stored non-zero entry is an edge; the
+            values themselves are ignored (the graph is unweighted), duplicates count once.
+        device: where the tensor is created (CPU when None).
+
+    Returns:
+        (2, 2·nnz) int64 tensor, ``nnz`` the number of distinct user-item pairs. Row 0 holds the
+        source nodes, row 1 the targets; columns ``0..nnz-1`` are the user -> item edges in
+        (user, item) order, columns ``nnz..2·nnz-1`` the same edges item -> user, in the same order.
+    """
+    # the same clean-up as normalized_adjacency, so both encoders of a split see one graph
+    interactions = sp.csr_matrix(train, dtype=np.float64, copy=True)
+    interactions.sum_duplicates()  # also sorts each row's item ids
+    interactions.eliminate_zeros()
+    num_users = interactions.shape[0]
+    users = np.repeat(np.arange(num_users, dtype=np.int64), np.diff(interactions.indptr))
+    items = interactions.indices.astype(np.int64) + num_users
+    edges = np.stack([np.concatenate([users, items]), np.concatenate([items, users])])
+    return torch.from_numpy(edges).to(device)

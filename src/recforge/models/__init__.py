@@ -1,11 +1,12 @@
 """Encoders of the embedding contract: queries and items in one space, scored by dot products.
 
-Graph encoders (MF, LightGCN): ``forward(**inputs) -> (users (U, d), items (I, d))``, plus
+Graph encoders (MF, LightGCN, GAT): ``forward(**inputs) -> (users (U, d), items (I, d))``, plus
 ``initial_embeddings()`` (the layer-0 tables that an L2 term penalises). Sequential encoders
 (SASRec, GRU4Rec): ``query_embeddings(sequences (B, L)) -> (B, d)`` and ``item_embeddings() -> (I, d)``.
 Every encoder has ``reset_parameters()``.
 """
 
+from recforge.models.gat import GAT
 from recforge.models.gru4rec import GRU4Rec
 from recforge.models.lightgcn import LightGCN
 from recforge.models.mf import MF
@@ -14,6 +15,7 @@ from recforge.models.registry import MODELS, ModelSpec, build_model, model_input
 from recforge.models.sasrec import SASRec
 
 __all__ = [
+    "GAT",
     "MF",
     "MODELS",
     "GRU4Rec",

@@ -16,8 +16,9 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from recforge.data.graph import normalized_adjacency
+from recforge.data.graph import bipartite_edge_index, normalized_adjacency
 from recforge.errors import ConfigError, UnknownNameError
+from recforge.models.gat import GAT
 from recforge.models.lightgcn import LightGCN
 from recforge.models.mf import MF
 
@@ -60,9 +61,18 @@ def _graph_inputs(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype
     return {"normalized_adjacency": normalized_adjacency(train, dtype=dtype, device=device)}
 
 
+def _edge_inputs(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+    return {"edge_index": bipartite_edge_index(train, device=device)}  # int64 ids: no dtype to follow
+
+
 MODELS: dict[str, ModelSpec] = {
     "mf": ModelSpec(MF, {"dim": IntParameter(1)}, _no_inputs),
     "lightgcn": ModelSpec(LightGCN, {"dim": IntParameter(1), "num_layers": IntParameter(0)}, _graph_inputs),
+    "gat": ModelSpec(
+        GAT,
+        {"dim": IntParameter(1), "num_layers": IntParameter(1), "num_heads": IntParameter(1)},
+        _edge_inputs,
+    ),
 }
 """Every encoder a config may name."""
 
@@ -92,9 +102,10 @@ def model_inputs(
 ) -> dict[str, Tensor]:
     """The keyword inputs of the encoder's ``forward``, built from the training matrix.
 
-    MF needs none (``{}``); LightGCN needs ``{"normalized_adjacency": ...}``. Build them once per
-    split, never per batch. Given a model, the tensors take its parameters' dtype (float32 for a
-    name) and the matrix must have the model's (num_users, num_items) shape.
+    MF needs none (``{}``); LightGCN needs ``{"normalized_adjacency": ...}``; GAT needs
+    ``{"edge_index": ...}`` (int64 node ids). Build them once per split, never per batch. Given a
+    model, floating tensors take its parameters' dtype (float32 for a name) and the matrix must
+    have the model's (num_users, num_items) shape.
 
     Raises:
         UnknownNameError: the name, or the model's class, is not registered.

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from recforge.config import ExperimentConfig, GRU4RecConfig, GSAUConfig, SASRecConfig, SplitConfig
+from recforge.config import ExperimentConfig, GRU4RecConfig, GSAUConfig, RGTConfig, SASRecConfig, SplitConfig
 from recforge.data.dataset import Dataset
 from recforge.data.filtering import deduplicate, k_core
 from recforge.data.registry import load_dataset
@@ -22,6 +22,7 @@ from recforge.errors import ConfigError
 from recforge.models.gru4rec import GRU4Rec
 from recforge.models.gsau import GSAU
 from recforge.models.registry import build_model
+from recforge.models.rgt import RGT
 from recforge.models.sasrec import SASRec
 
 
@@ -91,6 +92,18 @@ def build_encoder(config: ExperimentConfig, num_users: int, num_items: int) -> n
     params = config.model.model_dump(exclude={"name"})
     if isinstance(config.model, SASRecConfig):
         return SASRec(num_items=num_items, **params)
+    if isinstance(config.model, RGTConfig):
+        rgt = config.model
+        return RGT(
+            num_users=num_users,
+            num_items=num_items,
+            dim=rgt.dim,
+            num_layers=rgt.num_layers,
+            num_heads=rgt.num_heads,
+            num_anchors=rgt.anchors,
+            position_encoding=rgt.position_encoding,
+            masked_autoencoding=rgt.masked_autoencoding,
+        )
     if isinstance(config.model, GSAUConfig):
         params.pop("score_with")  # how the task ranks, not part of the encoder
         return GSAU(num_users=num_users, num_items=num_items, **params)

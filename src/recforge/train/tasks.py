@@ -5,6 +5,8 @@ query and item embeddings to evaluate with (DESIGN idea 1: every model is scored
   a user's query embedding is the same for every fold.
 * :class:`SequenceTask`: sequential encoders (SASRec, GRU4Rec) on shifted next-item windows; a
   user's query is the history before the held-out item, so it differs between valid and test.
+* :class:`GraphSequenceTask`: GSAU, windows and training pairs together.
+* :class:`~recforge.train.rationale_task.RationaleTask`: RGT, triplets with rationale-aware masking.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 
 from recforge.config import (
     GRAPH_SEQUENCE_MODELS,
+    RATIONALE_MODELS,
     SEQUENTIAL_MODELS,
     ExperimentConfig,
     GRU4RecConfig,
@@ -43,6 +46,7 @@ from recforge.objectives.graph_sequence_terms import (
 )
 from recforge.objectives.sequence_terms import SEQUENCE_TERMS, NextItemOutputs, SequenceTermParameters
 from recforge.objectives.sequential import dros_item_weights
+from recforge.train.rationale_task import RationaleTask
 from recforge.train.task_base import Batches, Task, optimise
 
 
@@ -52,6 +56,8 @@ def make_task(model: nn.Module, split: Split, config: ExperimentConfig, device: 
         return SequenceTask(model, split, config, device)
     if config.model.name in GRAPH_SEQUENCE_MODELS:
         return GraphSequenceTask(model, split, config, device)
+    if config.model.name in RATIONALE_MODELS:
+        return RationaleTask(model, split, config, device)
     return TripletTask(model, split, config, device)
 
 
