@@ -4,8 +4,9 @@ Toys, GSAU's γ sweep, and shared vs separate embedding tables, all under one pr
 Protocol (every run): leave-one-out by time, full ranking over all items with the user's history
 masked, Recall/NDCG@10/20. Each run trains through the real trainer with early stopping on
 *validation* NDCG@10 (patience 10) inside a wall-clock training budget, keeps the best-validation
-checkpoint, and scores the test fold once. Runs are resumable: a run whose ``metrics.json`` exists
-is read back, not retrained, so two shells can split the list (``--runs``) and ``--report`` joins it.
+checkpoint, and scores the test fold once. Each run is its own ``recforge train`` process
+(:mod:`run_matrix`); finished runs are read back, not retrained, so two shells can split the list
+(``--runs``) and ``--report`` joins it.
 
     python benchmarks/sequential_accuracy.py --runs beauty-sasrec,beauty-gsau --budget-s 600 --threads 1
     python benchmarks/sequential_accuracy.py --report      # tables (markdown) + gamma.png under --out
@@ -14,22 +15,14 @@ is read back, not retrained, so two shells can split the list (``--runs``) and `
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from run_matrix import REPO, Run, cells, load, run_all
 
-from recforge.config import load_config
-from recforge.train.trainer import train
-
-REPO = Path(__file__).resolve().parents[1]
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 GAMMAS = (0.0, 0.1, 0.5, 1.0, 2.0)
 # Anchors from the issue, measured with RecBole's protocol by the GSAU authors' released logs.
@@ -39,82 +32,32 @@ ANCHORS = {
 }
 
 
-@dataclass(frozen=True)
-class Run:
-    name: str
-    dataset: str  # beauty | toys
-    model: str  # config file stem under configs/amazon-<dataset>/
-    overrides: tuple[str, ...] = field(default=())
-
-    @property
-    def config(self) -> Path:
-        folder = {"beauty": "amazon-beauty", "toys": "amazon-toys"}[self.dataset]
-        return REPO / "configs" / folder / f"{self.model}.yaml"
+def config(dataset: str, model: str) -> Path:
+    folder = {"beauty": "amazon-beauty", "toys": "amazon-toys"}[dataset]
+    return REPO / "configs" / folder / f"{model}.yaml"
 
 
 def gamma_overrides(gamma: float) -> tuple[str, ...]:
     return (f"objective.weights.graph_uniformity={gamma}", f"objective.weights.sequence_uniformity={gamma}")
 
 
+MODELS = ("sasrec", "gru4rec", "lightgcn-directau", "gsau")
 RUNS = {
     run.name: run
     for run in [
+        *(Run(f"{d}-{m}", config(d, m)) for d in ("beauty", "toys") for m in MODELS),
         *(
-            Run(f"{d}-{m}", d, m)
-            for d in ("beauty", "toys")
-            for m in ("sasrec", "gru4rec", "lightgcn-directau", "gsau")
+            Run(f"beauty-gsau-gamma{g}", config("beauty", "gsau"), gamma_overrides(g))
+            for g in GAMMAS
+            if g != 0.1
         ),
-        *(Run(f"beauty-gsau-gamma{g}", "beauty", "gsau", gamma_overrides(g)) for g in GAMMAS if g != 0.1),
-        Run("beauty-gsau-separate", "beauty", "gsau", ("model.shared_embeddings=false",)),
+        Run("beauty-gsau-separate", config("beauty", "gsau"), ("model.shared_embeddings=false",)),
     ]
 }
 
 
-def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
-    run_dir = out / run.name
-    metrics_file = run_dir / "metrics.json"
-    if metrics_file.exists():
-        return json.loads(metrics_file.read_text())
-    overrides = [
-        *run.overrides,
-        f"output_dir={run_dir}",
-        f"train.max_train_seconds={budget_s}",
-        f"train.num_threads={threads}",
-    ]
-    config = load_config(run.config, overrides)
-    started = time.perf_counter()
-    result = train(config, show_progress=False)
-    summary = {
-        "run": run.name,
-        "config": str(run.config.relative_to(REPO)),
-        "overrides": list(run.overrides),
-        "budget_s": budget_s,
-        "threads": threads,
-        "epochs_run": result.epochs_run,
-        "best_epoch": result.best_epoch,
-        "train_seconds": result.timings["train_seconds"],
-        "seconds_per_epoch": result.timings["train_seconds"] / max(1, result.epochs_run),
-        "wall_seconds": time.perf_counter() - started,
-        "valid": result.valid.metrics,
-        "test": result.test.metrics,
-        "machine": f"{platform.node()} ({os.cpu_count()} cpus), load {os.getloadavg()[0]:.2f}",
-    }
-    metrics_file.parent.mkdir(parents=True, exist_ok=True)
-    metrics_file.write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def load(out: Path, name: str) -> dict | None:
-    path = out / name / "metrics.json"
-    return json.loads(path.read_text()) if path.exists() else None
-
-
 def _cells(summary: dict | None) -> str:
-    if summary is None:
-        return " | ".join(["–"] * len(METRICS)) + " | – | –"
-    test = summary["test"]
-    stop = f"{summary['best_epoch']}/{summary['epochs_run']}"
-    return " | ".join(f"{test[m]:.4f}" for m in METRICS) + f" | {stop} | {summary['train_seconds']:.0f}"
+    return cells(summary, METRICS)
 
 
 def report(out: Path) -> str:
@@ -187,12 +130,10 @@ def report(out: Path) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--runs", default="", help=f"comma-separated, from: {', '.join(RUNS)}; 'all' for every run"
-    )
+    parser.add_argument("--runs", default="", help=f"comma-separated, from: {', '.join(RUNS)}; 'all'")
     parser.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget per run")
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads per run (1 lets two shells share 2 cores)"
+        "--threads", type=int, default=1, help="torch threads per run (1: two shells share 2 cores)"
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "sequential")
     parser.add_argument(
@@ -203,15 +144,7 @@ def main() -> None:
     unknown = sorted(set(names) - set(RUNS))
     if unknown:
         parser.error(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
-    for name in names:
-        summary = run_one(RUNS[name], args.out, args.budget_s, args.threads)
-        test = summary["test"]
-        print(
-            f"{name}: test R@10 {test['recall@10']:.4f} N@10 {test['ndcg@10']:.4f} "
-            f"(best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
-            f"{summary['train_seconds']:.0f} s)",
-            flush=True,
-        )
+    run_all(RUNS, names, args.out, args.budget_s, args.threads)
     if args.report:
         print(report(args.out))
 

@@ -43,10 +43,10 @@ def test_edge_attention_against_loops():
     nodes = torch.randn(5, DIM)
     rows = torch.tensor([0, 0, 1, 2, 2, 2, 4])  # node 3 receives nothing
     cols = torch.tensor([1, 2, 0, 0, 3, 4, 4])
-    out, attention = layer(nodes, rows, cols)
-    query, key, value = layer.query_key_value(nodes).chunk(3, dim=-1)
+    messages, attention = layer(nodes, rows, cols)
+    query, key, value = layer.query_key_value(layer.norm(nodes)).chunk(3, dim=-1)  # pre-norm
     head = DIM // 2
-    messages = torch.zeros(5, DIM)
+    expected = torch.zeros(5, DIM)
     for h in range(2):
         part = slice(h * head, (h + 1) * head)
         for u in range(5):
@@ -57,9 +57,9 @@ def test_edge_attention_against_loops():
             alpha = torch.softmax(logits, dim=0)
             for weight, e in zip(alpha, incoming, strict=True):
                 assert attention[e, h].item() == pytest.approx(weight.item(), rel=1e-5)
-                messages[u, part] += weight * value[cols[e], part]
-    torch.testing.assert_close(out, layer.norm(nodes + messages))
-    torch.testing.assert_close(out[3], layer.norm(nodes[3]))  # no neighbour: residual only
+                expected[u, part] += weight * value[cols[e], part]
+    torch.testing.assert_close(messages, expected)
+    assert (messages[3] == 0).all()  # no neighbour, no message
 
 
 def graph() -> sp.csr_matrix:
@@ -83,22 +83,28 @@ def build(**overrides) -> RGT:
 
 @pytest.mark.parametrize("position_encoding", [True, False])
 @pytest.mark.parametrize("masked_autoencoding", [True, False])
-def test_forward_shapes_gradients_and_switches(position_encoding, masked_autoencoding):
+def test_scores_are_the_encoder_and_the_decoder_is_gated(position_encoding, masked_autoencoding):
     torch.manual_seed(2)
     model = build(position_encoding=position_encoding, masked_autoencoding=masked_autoencoding)
     model.set_anchors(np.array([0, 4, 7]), np.random.default_rng(0).random((9, 3)).astype(np.float32))
-    users, items = model(normalized_adjacency(graph()), edges_with_loops())
+    adjacency = normalized_adjacency(graph())
+    users, items = model(adjacency)
     assert users.shape == (NUM_USERS, DIM)
     assert items.shape == (NUM_ITEMS, DIM)
-    (users @ items.T).sum().backward()
+    encoded = model.encode(adjacency)
+    torch.testing.assert_close(torch.cat([users, items]), encoded)  # scores: LightGCN layer mean
+    torch.testing.assert_close(model.decode(encoded, edges_with_loops()), encoded)  # gates start at 0
+    with torch.no_grad():
+        model.position_gate.fill_(0.5)
+        model.transformer_gate.fill_(0.5)
+    decoded = model.decode(encoded, edges_with_loops())
+    changed = not torch.allclose(decoded, encoded)
+    assert changed == (position_encoding or masked_autoencoding)
+    decoded.sum().backward()
+    assert (model.position is not None) == position_encoding
+    assert (model.transformer.query_key_value.weight.grad is not None) == masked_autoencoding
     assert model.embedding.grad is not None
     assert torch.isfinite(model.embedding.grad).all()
-    assert (model.position is not None) == position_encoding
-    transformer_grad = model.transformer.query_key_value.weight.grad
-    assert (transformer_grad is not None) == masked_autoencoding
-    if not masked_autoencoding and not position_encoding:  # plain LightGCN layer mean remains
-        expected = torch.cat([users, items])
-        torch.testing.assert_close(expected, model.encode(normalized_adjacency(graph())))
 
 
 def test_edge_importance_sums_heads_per_edge():
@@ -132,4 +138,4 @@ def test_errors():
     with pytest.raises(ValueError, match="divisible"):
         build(num_heads=4)
     with pytest.raises(ValueError, match=r"expected \(9, 9\)"):
-        build()(normalized_adjacency(sp.csr_matrix((2, 2), dtype=np.float32)), edges_with_loops())
+        build()(normalized_adjacency(sp.csr_matrix((2, 2), dtype=np.float32)))

@@ -11,7 +11,14 @@ from recforge.errors import ConfigError
 from recforge.train.run_dir import evaluate_run, load_run
 from recforge.train.trainer import train
 
-FULL_WEIGHTS = {"bpr": 1.0, "reconstruction": 0.1, "contrast": 0.1, "cir": 0.1, "distill": 0.1, "l2": 1e-4}
+FULL_WEIGHTS = {
+    "bpr": 1.0,
+    "reconstruction": 0.01,
+    "contrast": 0.02,
+    "cir": 0.01,
+    "distill": 0.01,
+    "l2": 1e-4,
+}
 SMALL_RGT = {
     "name": "rgt",
     "dim": 16,

@@ -15,11 +15,17 @@ and the loss terms are in :mod:`recforge.objectives.rationale_terms`.
   .. math::  p_v = W_a \Big(\frac1A \sum_a w_{va} e_a\Big) + W_s e_v + b .
 
 * **Residual graph transformer layer** (:class:`EdgeAttention`): multi-head attention restricted to
-  a given edge list (softmax over each node's neighbours), then
-  :math:`\mathrm{LN}(x + \mathrm{attention}(x))`. The attention summed over heads is the per-edge
-  importance that rationale discovery ranks.
+  a given edge list (softmax over each node's neighbours) on layer-normalised inputs, added back as
+  :math:`x + g \cdot \mathrm{attention}(\mathrm{LN}(x))`. The attention summed over heads is the
+  per-edge importance that rationale discovery ranks.
+* **Gates**: in the decoder, the position encoding and the transformer's message each enter
+  through a learnable scalar gate that starts at 0 (as ReZero does for residual blocks), so a
+  freshly initialised linear map cannot swamp LightGCN's small embeddings: the untrained decoder
+  is the encoder, and training decides how much of each part to use.
 * **RGT** ties them to a LightGCN encoder over one (U+I, d) table, plus the student heads of
-  auto-distillation (one linear head per teacher view it mimics).
+  auto-distillation (one linear head per teacher view it mimics). The scored embeddings are the
+  encoder's over the full graph; positions and the transformer act through rationale discovery
+  and the masked autoencoder.
 
 Nodes: users ``0..U-1``, item ``i`` is node ``U+i``.
 """
@@ -54,11 +60,12 @@ class AnchorPositionEncoding(nn.Module):
 
 
 class EdgeAttention(nn.Module):
-    r"""Multi-head attention over an edge list, with a residual connection and layer norm.
+    r"""Multi-head attention over an edge list, on layer-normalised inputs (a pre-norm block).
 
-    For an edge :math:`v \to u` (``rows`` = u receives, ``cols`` = v sends) and head h:
-    :math:`\alpha^h_{uv} = \mathrm{softmax}_{v \in N(u)}(q^h_u \cdot k^h_v / \sqrt{d/H})`, and
-    :math:`x'_u = \mathrm{LN}(x_u + \sum_v \alpha^h_{uv} v^h_v)` with heads concatenated.
+    For an edge :math:`v \to u` (``rows`` = u receives, ``cols`` = v sends) and head h, with
+    :math:`\tilde x = \mathrm{LN}(x)`: :math:`\alpha^h_{uv} = \mathrm{softmax}_{v \in N(u)}
+    (q^h_u \cdot k^h_v / \sqrt{d/H})` and the message :math:`m_u = \Vert_h \sum_v \alpha^h_{uv} v^h_v`.
+    The caller adds it to :math:`x` (the residual), so the block never rescales what it is added to.
     A node with no incoming edge gets no message (pass self-loops to give each node one).
     """
 
@@ -67,22 +74,22 @@ class EdgeAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"EdgeAttention: dim ({dim}) must be divisible by num_heads ({num_heads})")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
-        self.query_key_value = nn.Linear(dim, 3 * dim, bias=False)
         self.norm = nn.LayerNorm(dim)
+        self.query_key_value = nn.Linear(dim, 3 * dim, bias=False)
 
     def attention(self, nodes: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
         """Per-edge attention (E, H) and per-edge values (E, H, d/H)."""
-        query, key, value = self.query_key_value(nodes).chunk(3, dim=-1)  # per node, then gathered
+        query, key, value = self.query_key_value(self.norm(nodes)).chunk(3, dim=-1)  # per node, then gathered
         shape = (-1, self.num_heads, self.head_dim)
         logits = (query[rows].view(shape) * key[cols].view(shape)).sum(-1) / math.sqrt(self.head_dim)
         weights = segment_softmax(logits, rows, num_nodes=len(nodes))
         return weights, value[cols].view(shape)
 
     def forward(self, nodes: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
-        """-> (LN(x + messages) (n, d), attention (E, H))."""
+        """-> (messages (n, d), attention (E, H))."""
         weights, values = self.attention(nodes, rows, cols)
         messages = torch.zeros_like(nodes).index_add_(0, rows, (weights.unsqueeze(-1) * values).flatten(1))
-        return self.norm(nodes + messages), weights
+        return messages, weights
 
 
 class RGT(nn.Module):
@@ -95,12 +102,14 @@ class RGT(nn.Module):
         num_heads: attention heads of the transformer layer.
         num_anchors: anchor-set size A (the position buffers are (n, A)).
         position_encoding: add anchor position encodings (ablation switch).
-        masked_autoencoding: decode with the transformer layer (ablation switch); without it the
-            final embedding is the encoder's plus the position encoding.
+        masked_autoencoding: decode with the transformer layer (ablation switch); without it
+            :meth:`decode` returns the encoder's output plus the gated position encoding.
 
     Shapes:
-        ``forward(normalized_adjacency, edge_index)``: the (n, n) normalised graph the encoder
-        propagates over and the (2, E) edges the decoder attends along -> users (U, d), items (I, d).
+        ``forward(normalized_adjacency)``: the (n, n) normalised graph -> users (U, d), items (I, d),
+        the encoder's output, which is what is scored. The position encoding and the transformer
+        serve rationale discovery and the masked autoencoder (:meth:`decode`), not the scores: in
+        the scored path each lowered LastFM validation Recall@40 (see ``benchmarks/RESULTS.md``).
 
     The anchors are buffers (saved with the weights), set by :meth:`set_anchors`; until then every
     weight is 0 and the position encoding reduces to its self term.
@@ -129,6 +138,8 @@ class RGT(nn.Module):
         self.embedding = nn.Parameter(torch.empty(num_users + num_items, dim))
         self.position = AnchorPositionEncoding(dim) if position_encoding else None
         self.transformer = EdgeAttention(dim, num_heads)
+        self.position_gate = nn.Parameter(torch.zeros(()))
+        self.transformer_gate = nn.Parameter(torch.zeros(()))
         self.masked_autoencoding = masked_autoencoding
         self.students = nn.ModuleDict({view: nn.Linear(dim, dim) for view in STUDENT_VIEWS})
         self.register_buffer("anchor_ids", torch.zeros(num_anchors, dtype=torch.long))
@@ -142,6 +153,8 @@ class RGT(nn.Module):
 
     def reset_parameters(self) -> None:
         nn.init.normal_(self.embedding, std=0.1)
+        nn.init.zeros_(self.position_gate)
+        nn.init.zeros_(self.transformer_gate)
         for module in self.modules():
             if isinstance(module, nn.Linear | nn.LayerNorm):
                 module.reset_parameters()
@@ -165,7 +178,7 @@ class RGT(nn.Module):
         return users, items
 
     def positions(self) -> Tensor | None:
-        """(n, d) position encodings of the ego table, or None when switched off."""
+        """(n, d) position encodings of the ego table (ungated), or None when switched off."""
         if self.position is None:
             return None
         return self.position(self.embedding, self.anchor_ids, self.anchor_weights)
@@ -180,14 +193,14 @@ class RGT(nn.Module):
         return layer_mean_propagation(normalized_adjacency, self.embedding, self.num_layers)
 
     def decode(self, encoded: Tensor, edge_index: Tensor) -> Tensor:
-        """The final node embeddings: encoder output plus positions, through the residual
-        transformer layer along ``edge_index`` when masked autoencoding is on."""
+        """The final node embeddings: the encoder's output, plus the gated position encodings, plus
+        the gated transformer message along ``edge_index`` when masked autoencoding is on."""
         positions = self.positions()
-        nodes = encoded if positions is None else encoded + positions
+        nodes = encoded if positions is None else encoded + self.position_gate * positions
         if not self.masked_autoencoding:
             return nodes
-        decoded, _ = self.transformer(nodes, edge_index[0], edge_index[1])
-        return decoded
+        messages, _ = self.transformer(nodes, edge_index[0], edge_index[1])
+        return nodes + self.transformer_gate * messages
 
     def edge_importance(self, edge_index: Tensor) -> Tensor:
         """Attention summed over heads for each edge of ``edge_index`` (E,), on the
@@ -199,14 +212,14 @@ class RGT(nn.Module):
         """The auto-distillation student's guess of teacher ``view`` from ego rows ``nodes``."""
         return self.students[view](nodes)
 
-    def forward(self, normalized_adjacency: Tensor, edge_index: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, normalized_adjacency: Tensor) -> tuple[Tensor, Tensor]:
+        """The scored embeddings: the LightGCN encoder over ``normalized_adjacency``."""
         if normalized_adjacency.shape != (self.num_nodes, self.num_nodes):
             raise ValueError(
                 f"RGT: normalized_adjacency has shape {tuple(normalized_adjacency.shape)}, expected "
                 f"({self.num_nodes}, {self.num_nodes}) for {self.num_users} users + {self.num_items} items"
             )
-        final = self.decode(self.encode(normalized_adjacency), edge_index)
-        users, items = final.split([self.num_users, self.num_items])
+        users, items = self.encode(normalized_adjacency).split([self.num_users, self.num_items])
         return users, items
 
     def extra_repr(self) -> str:

@@ -59,11 +59,9 @@ class RationaleOutputs:
 def reconstruction(outputs: RationaleOutputs, params: TermParameters) -> Tensor:
     if outputs.masked_users is None or outputs.masked_items is None:
         raise ValueError("the reconstruction term needs masked edges: set model.masked_autoencoding: true")
+    # raw dot products, as the model is scored: GFormer's reconstruction is the softmax of u·i
     return in_batch_softmax(
-        F.normalize(outputs.masked_users, dim=-1),
-        F.normalize(outputs.masked_items, dim=-1),
-        temperature=params.temperature,
-        item_ids=outputs.masked_item_ids,
+        outputs.masked_users, outputs.masked_items, temperature=1.0, item_ids=outputs.masked_item_ids
     )
 
 

@@ -6,9 +6,11 @@
   over heads and both directions, on topology-aware embeddings, over the graph plus a few sampled
   non-edges); the top ρ_R·|E| edges under Gumbel noise form the rationale graph G_R, the rest the
   complement G_C. One vectorised top-k: no loop over edges.
-* Each step: the LightGCN encoder propagates over G_R (the complement is masked), the transformer
-  decodes along the masked edges, and the terms of :mod:`recforge.objectives.rationale_terms` are
-  computed on the batch. Evaluation encodes and decodes over the full training graph.
+* Each step: the recommendation terms score the full-graph LightGCN encoding (what evaluation
+  scores); the autoencoder propagates over G_R (the complement is masked) and the position-aware
+  transformer decodes along the masked edges to reconstruct them; the views of G_R and G_C feed
+  the contrastive, independence and distillation terms of
+  :mod:`recforge.objectives.rationale_terms`.
 """
 
 from __future__ import annotations
@@ -170,10 +172,13 @@ class RationaleTask:
             t.to(self.device) for t in (batch.users, batch.positives, batch.negatives)
         )
 
-        rationale_view = model.encode(self.rationale_adjacency)
-        encoded = rationale_view if masking else model.encode(self.full_adjacency)
-        final = model.decode(encoded, self.decoder_edges if masking else self.full_edges)
+        # the recommendation loss sees what evaluation sees (the full-graph encoding); the masked
+        # graph, the positions and the transformer feed the self-supervised terms only, as SGL keeps
+        # its augmented views out of the main loss (RESULTS.md: each in the scored path cost LastFM
+        # Recall@40)
+        final = model.encode(self.full_adjacency)
         final_users, final_items = final.split([self.num_users, self.num_items])
+        rationale_view = model.encode(self.rationale_adjacency)
         ego_users, ego_items = model.initial_embeddings()
         triplet = TripletEmbeddings(
             user=final_users[users],
@@ -201,12 +206,15 @@ class RationaleTask:
             students = {view: model.student(view, model.embedding[nodes]) for view in STUDENT_VIEWS}
         masked_users = masked_items = masked_ids = None
         if masking and "reconstruction" in self.weights:
+            # the autoencoder: encode the graph without the masked edges, decode along them
+            reconstructed = model.decode(rationale_view, self.decoder_edges)
             count = min(len(users), SSL_ROWS)
             picks = torch.randint(
                 len(self.masked_users), (count,), generator=self.generator, device=self.device
             )
             masked_ids = self.masked_items[picks]
-            masked_users, masked_items = final_users[self.masked_users[picks]], final_items[masked_ids]
+            masked_users = reconstructed[self.masked_users[picks]]
+            masked_items = reconstructed[masked_ids + self.num_users]
         outputs = RationaleOutputs(
             triplet=triplet,
             masked_users=masked_users,
@@ -225,7 +233,7 @@ class RationaleTask:
 
     @torch.no_grad()
     def embeddings(self, fold: str) -> tuple[Tensor, Tensor]:
-        """Encoder and decoder over the full training graph (nothing is masked at inference)."""
+        """The encoder over the full training graph (nothing is masked at inference)."""
         self.model.eval()
-        users, items = self.model(self.full_adjacency, self.full_edges)
+        users, items = self.model(self.full_adjacency)
         return users, items

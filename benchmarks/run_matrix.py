@@ -1,0 +1,104 @@
+"""Run a list of ``recforge train`` configs (with overrides) under one budget and collect results.
+
+The accuracy benchmarks are tables of runs that differ by one setting. Each run here is a separate
+``recforge train`` process under ``/usr/bin/time -v`` (so its peak memory is its own), with a
+wall-clock training budget and a thread count. The trainer writes ``metrics.json`` (valid scores of
+the best-valid epoch, the test fold scored once, timings); this module adds ``benchmark.json``
+(budget, threads, peak RSS, wall time, machine load) next to it. A run whose ``benchmark.json``
+exists is read back, not retrained, so a table can be filled by several shells and resumed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    config: Path
+    overrides: tuple[str, ...] = field(default=())
+
+
+def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
+    """Train ``run`` into ``out/run.name`` (unless already done) and return its summary."""
+    run_dir = out / run.name
+    summary_file = run_dir / "benchmark.json"
+    if summary_file.exists():
+        return load(out, run.name) or {}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    overrides = [
+        *run.overrides,
+        f"output_dir={run_dir}",
+        f"train.max_train_seconds={budget_s}",
+        f"train.num_threads={threads}",
+    ]
+    command = [sys.executable, "-m", "recforge.cli", "train", str(run.config)]
+    for override in overrides:
+        command += ["-o", override]
+    started = time.perf_counter()
+    completed = subprocess.run(
+        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    (run_dir / "train.log").write_text(completed.stdout + completed.stderr)
+    if completed.returncode != 0:
+        raise RuntimeError(f"{run.name}: recforge train failed, see {run_dir / 'train.log'}")
+    peak = re.search(r"Maximum resident set size \(kbytes\): (\d+)", completed.stderr)
+    summary = {
+        "run": run.name,
+        "config": str(run.config.relative_to(REPO)),
+        "overrides": list(run.overrides),
+        "budget_s": budget_s,
+        "threads": threads,
+        "wall_seconds": time.perf_counter() - started,
+        "peak_rss_gib": int(peak.group(1)) / 2**20 if peak else None,
+        "machine": f"{platform.node()} ({os.cpu_count()} cpus), load {os.getloadavg()[0]:.2f} at the end",
+    }
+    summary_file.write_text(json.dumps(summary, indent=2))
+    return load(out, run.name) or {}
+
+
+def load(out: Path, name: str) -> dict | None:
+    """The trainer's ``metrics.json`` merged with ``benchmark.json``; None if the run has not finished."""
+    run_dir = out / name
+    if not (run_dir / "benchmark.json").exists() or not (run_dir / "metrics.json").exists():
+        return None
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    summary = json.loads((run_dir / "benchmark.json").read_text())
+    train_seconds = metrics["timings"]["train_seconds"]
+    return {
+        **summary,
+        **metrics,
+        "train_seconds": train_seconds,
+        "seconds_per_epoch": train_seconds / max(1, metrics["epochs_run"]),
+    }
+
+
+def cells(summary: dict | None, metrics: tuple[str, ...]) -> str:
+    """Markdown cells: each test metric, best/ran epochs, training seconds."""
+    if summary is None:
+        return " | ".join(["–"] * (len(metrics) + 2))
+    test = summary["test"]
+    stop = f"{summary['best_epoch']}/{summary['epochs_run']}"
+    return " | ".join(f"{test[m]:.4f}" for m in metrics) + f" | {stop} | {summary['train_seconds']:.0f}"
+
+
+def run_all(runs: dict[str, Run], names: list[str], out: Path, budget_s: float, threads: int) -> None:
+    for name in names:
+        summary = run_one(runs[name], out, budget_s, threads)
+        test = ", ".join(f"{key} {value:.4f}" for key, value in summary["test"].items() if "@" in key)
+        print(
+            f"{name}: {test} (best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+            f"{summary['train_seconds']:.0f} s)",
+            flush=True,
+        )
