@@ -21,6 +21,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+
 from run_matrix import REPO, Run, cells, load, run_all
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
