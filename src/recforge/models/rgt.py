@@ -103,7 +103,8 @@ class RGT(nn.Module):
         num_anchors: anchor-set size A (the position buffers are (n, A)).
         position_encoding: add anchor position encodings (ablation switch).
         masked_autoencoding: decode with the transformer layer (ablation switch); without it
-            :meth:`decode` returns the encoder's output plus the gated position encoding.
+            :meth:`decode` returns the encoder's output plus the gated position encoding, and the
+            transformer, which then trains through no term, ranks edges with its initial weights.
 
     Shapes:
         ``forward(normalized_adjacency)``: the (n, n) normalised graph -> users (U, d), items (I, d),
