@@ -8,10 +8,12 @@ is ``objective.weights: {bpr: 1, reconstruction: λ1, cir: λ2, distill: λ3, co
 and each ablation is one weight left out.
 
 * ``reconstruction`` (generative SSL): the decoder must recover the masked interactions. For a
-  batch of masked (user, item) edges, a softmax over the batch's items of the cosine scores of the
-  final embeddings (temperature τ): the masked item has to outscore the others.
-* ``contrast`` (InfoNCE): each batch node's rationale-graph view against its final embedding,
-  the other batch nodes being negatives: the rationale carries the signal the model keeps.
+  batch of masked (user, item) edges, a softmax over the batch's items of the dot products of the
+  decoded embeddings (temperature 1, as GFormer's softmax over u·i): the masked item has to
+  outscore the others.
+* ``contrast`` (InfoNCE, temperature τ): each batch node's rationale-graph view against its scored
+  (full-graph) embedding, the other batch nodes being negatives: the rationale carries the signal
+  the model keeps.
 * ``cir`` (contrastive independence regularisation): the rationale and complement views of the
   same node should be independent; measured as their mean squared cosine, 0 when orthogonal.
   (GFormer's code minimises the raw dot product, which is unbounded below; the squared cosine is
