@@ -41,7 +41,7 @@ class RationaleOutputs:
     """One RGT batch.
 
     ``triplet``: the recommendation batch (final embeddings, ego rows, ids). ``masked_users`` /
-    ``masked_items`` (M, d): final embeddings of M masked edges, ``masked_item_ids`` (M,).
+    ``masked_items`` (M, d): decoded embeddings of M masked edges, ``masked_item_ids`` (M,).
     ``rationale`` / ``complement`` / ``final`` (N, d): the two graph views and the final embedding
     of the batch's N distinct nodes. ``students`` / ``teachers``: view name -> (N, d) prediction
     and target (targets are detached by the term, not by the caller).
