@@ -13,7 +13,6 @@ records peak memory.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -24,10 +23,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+import run_matrix
 from recforge.data.anchors import anchor_hop_distances, bipartite_adjacency, sample_anchors
 from recforge.data.dataset import Fold
 from recforge.data.registry import load_dataset
-from run_matrix import REPO, Run, cells, load, run_all
+from run_matrix import REPO, Run, cells, load
 
 METRICS = ("recall@20", "recall@40", "ndcg@20", "ndcg@40")
 SEEDS = (2020, 2021, 2022)
@@ -170,22 +170,11 @@ def report(out: Path) -> str:
     return text
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="", help=f"comma-separated, from: {', '.join(RUNS)}; 'all'")
-    parser.add_argument("--budget-s", type=float, default=300.0, help="training wall-clock budget per run")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "graph_transformer")
-    parser.add_argument("--report", action="store_true", help="write tables.md and anchors.png")
-    args = parser.parse_args()
-    names = list(RUNS) if args.runs == "all" else [name for name in args.runs.split(",") if name]
-    unknown = sorted(set(names) - set(RUNS))
-    if unknown:
-        parser.error(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
-    run_all(RUNS, names, args.out, args.budget_s, args.threads)
-    if args.report:
-        print(report(args.out))
-
-
 if __name__ == "__main__":
-    main()
+    run_matrix.main(
+        RUNS,
+        report,
+        description=__doc__.splitlines()[0],
+        out=REPO / "benchmarks" / "out" / "graph_transformer",
+        budget_s=300.0,
+    )

@@ -10,6 +10,7 @@ exists is read back, not retrained, so a table can be filled by several shells a
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -17,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,3 +104,25 @@ def run_all(runs: dict[str, Run], names: list[str], out: Path, budget_s: float, 
             f"{summary['train_seconds']:.0f} s)",
             flush=True,
         )
+
+
+def main(
+    runs: dict[str, Run], report: Callable[[Path], str], *, description: str, out: Path, budget_s: float
+) -> None:
+    """The command line every run-matrix benchmark shares: ``--runs``, budget, threads, ``--report``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", default="", help=f"comma-separated, from: {', '.join(runs)}; 'all'")
+    parser.add_argument("--budget-s", type=float, default=budget_s, help="training wall-clock budget per run")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads per run (1: two shells share 2 cores)"
+    )
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--report", action="store_true", help="write the tables and plots from finished runs")
+    args = parser.parse_args()
+    names = list(runs) if args.runs == "all" else [name for name in args.runs.split(",") if name]
+    unknown = sorted(set(names) - set(runs))
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from {', '.join(runs)}")
+    run_all(runs, names, args.out, args.budget_s, args.threads)
+    if args.report:
+        print(report(args.out))

@@ -14,7 +14,6 @@ checkpoint, and scores the test fold once. Each run is its own ``recforge train`
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from run_matrix import REPO, Run, cells, load, run_all
+import run_matrix
+from run_matrix import REPO, Run, cells, load
 
 METRICS = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 GAMMAS = (0.0, 0.1, 0.5, 1.0, 2.0)
@@ -129,26 +129,11 @@ def report(out: Path) -> str:
     return text
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", default="", help=f"comma-separated, from: {', '.join(RUNS)}; 'all'")
-    parser.add_argument("--budget-s", type=float, default=600.0, help="training wall-clock budget per run")
-    parser.add_argument(
-        "--threads", type=int, default=1, help="torch threads per run (1: two shells share 2 cores)"
-    )
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "sequential")
-    parser.add_argument(
-        "--report", action="store_true", help="write tables.md and gamma.png from finished runs"
-    )
-    args = parser.parse_args()
-    names = list(RUNS) if args.runs == "all" else [name for name in args.runs.split(",") if name]
-    unknown = sorted(set(names) - set(RUNS))
-    if unknown:
-        parser.error(f"unknown runs {unknown}; choose from {', '.join(RUNS)}")
-    run_all(RUNS, names, args.out, args.budget_s, args.threads)
-    if args.report:
-        print(report(args.out))
-
-
 if __name__ == "__main__":
-    main()
+    run_matrix.main(
+        RUNS,
+        report,
+        description=__doc__.splitlines()[0],
+        out=REPO / "benchmarks" / "out" / "sequential",
+        budget_s=600.0,
+    )

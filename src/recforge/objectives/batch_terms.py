@@ -43,6 +43,25 @@ class TripletEmbeddings:
     positive_ids: Tensor
     negative_ids: Tensor
 
+    @classmethod
+    def gather(
+        cls,
+        users_all: Tensor,
+        items_all: Tensor,
+        ego_users: Tensor,
+        ego_items: Tensor,
+        users: Tensor,
+        positives: Tensor,
+        negatives: Tensor,
+    ) -> TripletEmbeddings:
+        """The batch's rows of the propagated (``*_all``) and layer-0 (``ego_*``) tables."""
+        user, positive, negative = users_all[users], items_all[positives], items_all[negatives]
+        if ego_users is users_all and ego_items is items_all:  # MF: output and ego tables are one
+            ego = (user, positive, negative)  # each gather's backward zero-fills a whole table
+        else:
+            ego = (ego_users[users], ego_items[positives], ego_items[negatives])
+        return cls(user, positive, negative, *ego, users, positives, negatives)
+
 
 def _uniformity_of_batch(batch: TripletEmbeddings, params: TermParameters) -> Tensor:
     # DirectAU averages the uniformity of users and of items; each entity is counted once, as a

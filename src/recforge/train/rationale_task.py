@@ -79,7 +79,7 @@ class RationaleTask:
         self.edge_items = torch.as_tensor(coo.col, dtype=torch.long, device=device)
         self.dtype = next(model.parameters()).dtype
         self.full_adjacency = normalized_adjacency(train, dtype=self.dtype, device=device)
-        self.full_edges = self._with_self_loops(self._both_directions(self.edge_users, self.edge_items))
+        self.graph_edges = self._both_directions(self.edge_users, self.edge_items)  # both ways, once
         self.anchor_graph = bipartite_adjacency(train) if model.position is not None else None
         self.anchor_round = -1
         self.anchor_seconds: list[float] = []
@@ -144,7 +144,7 @@ class RationaleTask:
         extra_users = torch.randint(self.num_users, (extra,), generator=self.generator, device=self.device)
         extra_items = torch.randint(self.num_items, (extra,), generator=self.generator, device=self.device)
         extra_edges = self._both_directions(extra_users, extra_items)
-        attended = torch.cat([self._both_directions(self.edge_users, self.edge_items), extra_edges], dim=1)
+        attended = torch.cat([self.graph_edges, extra_edges], dim=1)
         importance = self.model.edge_importance(self._with_self_loops(attended))
         per_interaction = importance[:num_edges] + importance[num_edges : 2 * num_edges]  # u->i plus i->u
         uniform = torch.rand(num_edges, generator=self.generator, device=self.device).clamp_(1e-10, 1 - 1e-7)
@@ -180,16 +180,8 @@ class RationaleTask:
         final_users, final_items = final.split([self.num_users, self.num_items])
         rationale_view = model.encode(self.rationale_adjacency)
         ego_users, ego_items = model.initial_embeddings()
-        triplet = TripletEmbeddings(
-            user=final_users[users],
-            positive=final_items[positives],
-            negatives=final_items[negatives],
-            user_ego=ego_users[users],
-            positive_ego=ego_items[positives],
-            negatives_ego=ego_items[negatives],
-            user_ids=users,
-            positive_ids=positives,
-            negative_ids=negatives,
+        triplet = TripletEmbeddings.gather(
+            final_users, final_items, ego_users, ego_items, users, positives, negatives
         )
         nodes = torch.unique(torch.cat([users, positives + self.num_users]))
         if len(nodes) > SSL_ROWS:

@@ -90,21 +90,8 @@ class TripletTask:
         users, positives, negatives = (
             t.to(self.device) for t in (batch.users, batch.positives, batch.negatives)
         )
-        user, positive, negative = users_all[users], items_all[positives], items_all[negatives]
-        if user_ego is users_all and item_ego is items_all:  # MF: output and ego tables are one
-            ego = (user, positive, negative)  # each gather's backward zero-fills a whole table
-        else:
-            ego = (user_ego[users], item_ego[positives], item_ego[negatives])
-        embeddings = TripletEmbeddings(
-            user=user,
-            positive=positive,
-            negatives=negative,
-            user_ego=ego[0],
-            positive_ego=ego[1],
-            negatives_ego=ego[2],
-            user_ids=users,
-            positive_ids=positives,
-            negative_ids=negatives,
+        embeddings = TripletEmbeddings.gather(
+            users_all, items_all, user_ego, item_ego, users, positives, negatives
         )
         loss, parts = weighted_sum(
             compute_terms(tuple(self.weights), embeddings, self.term_parameters), self.weights
