@@ -33,8 +33,11 @@ def test_position_encoding_is_gformers_concat_linear_mean():
             for v in range(7)
         ]
     )
-    torch.testing.assert_close(layer(nodes, anchors, weights), expected)
-    torch.testing.assert_close(layer(nodes, anchors, weights)[2], layer.from_self(nodes[2]))
+    encoded = layer(nodes, nodes[anchors], weights)
+    torch.testing.assert_close(encoded, expected)
+    torch.testing.assert_close(encoded[2], layer.from_self(nodes[2]))
+    subset = torch.tensor([5, 2])  # rows encode on their own
+    torch.testing.assert_close(layer(nodes[subset], nodes[anchors], weights[subset]), expected[subset])
 
 
 def test_edge_attention_against_loops():
@@ -93,11 +96,14 @@ def test_scores_are_the_encoder_and_the_decoder_is_gated(position_encoding, mask
     assert items.shape == (NUM_ITEMS, DIM)
     encoded = model.encode(adjacency)
     torch.testing.assert_close(torch.cat([users, items]), encoded)  # scores: LightGCN layer mean
-    torch.testing.assert_close(model.decode(encoded, edges_with_loops()), encoded)  # gates start at 0
+    every_node = torch.arange(NUM_USERS + NUM_ITEMS)
+    torch.testing.assert_close(
+        model.decode(encoded, edges_with_loops(), every_node), encoded
+    )  # gates start at 0
     with torch.no_grad():
         model.position_gate.fill_(0.5)
         model.transformer_gate.fill_(0.5)
-    decoded = model.decode(encoded, edges_with_loops())
+    decoded = model.decode(encoded, edges_with_loops(), every_node)
     changed = not torch.allclose(decoded, encoded)
     assert changed == (position_encoding or masked_autoencoding)
     decoded.sum().backward()
@@ -107,12 +113,33 @@ def test_scores_are_the_encoder_and_the_decoder_is_gated(position_encoding, mask
     assert torch.isfinite(model.embedding.grad).all()
 
 
+@pytest.mark.parametrize("position_encoding", [True, False])
+@pytest.mark.parametrize("masked_autoencoding", [True, False])
+def test_decoding_targets_equals_decoding_every_node(position_encoding, masked_autoencoding):
+    """decode() touches only the targets and their senders; the rows must be those of decoding
+    the whole graph by hand: encoder + gate·positions + gate·messages from every node."""
+    torch.manual_seed(5)
+    model = build(position_encoding=position_encoding, masked_autoencoding=masked_autoencoding)
+    model.set_anchors(np.array([0, 4, 7]), np.random.default_rng(1).random((9, 3)).astype(np.float32))
+    with torch.no_grad():
+        model.position_gate.fill_(0.7)
+        model.transformer_gate.fill_(0.3)
+    encoded = torch.randn(NUM_USERS + NUM_ITEMS, DIM)
+    edges = edges_with_loops()
+    positions = model.positions()
+    inputs = encoded if positions is None else encoded + 0.7 * positions
+    if masked_autoencoding:
+        inputs = inputs + 0.3 * model.transformer(inputs, edges[0], edges[1])[0]
+    targets = torch.tensor([6, 1, 6, 3, 8])  # unsorted, with a repeat
+    torch.testing.assert_close(model.decode(encoded, edges, targets), inputs[targets])
+
+
 def test_edge_importance_sums_heads_per_edge():
     torch.manual_seed(3)
     model = build(num_heads=2)
     edges = edges_with_loops()
     importance = model.edge_importance(edges)
-    weights, _ = model.transformer.attention(model.topology_aware(), edges[0], edges[1])
+    _, weights = model.transformer(model.topology_aware(), edges[0], edges[1])
     torch.testing.assert_close(importance, weights.sum(-1))
     per_node = torch.zeros(NUM_USERS + NUM_ITEMS).index_add_(0, edges[0], importance)
     torch.testing.assert_close(per_node, torch.full_like(per_node, 2.0))  # softmax rows sum to 1 per head

@@ -32,16 +32,20 @@ Nodes: users ``0..U-1``, item ``i`` is node ``U+i``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.utils import softmax as segment_softmax
 
 from recforge.models.lightgcn import layer_mean_propagation
 
 STUDENT_VIEWS = ("final", "rationale", "complement")
+EDGE_SLICE = 32768
+"""Edges whose attention logits are computed together (see :meth:`EdgeAttention.attention`)."""
 
 
 class AnchorPositionEncoding(nn.Module):
@@ -52,10 +56,12 @@ class AnchorPositionEncoding(nn.Module):
         self.from_anchors = nn.Linear(dim, dim, bias=False)
         self.from_self = nn.Linear(dim, dim)
 
-    def forward(self, nodes: Tensor, anchor_ids: Tensor, anchor_weights: Tensor) -> Tensor:
-        """``nodes`` (n, d), ``anchor_ids`` (A,), ``anchor_weights`` (n, A) -> (n, d). A node with
-        no anchor within the cut-off has zero weights: its encoding is its own term only."""
-        messages = anchor_weights @ nodes[anchor_ids] / max(1, len(anchor_ids))
+    def forward(self, nodes: Tensor, anchors: Tensor, anchor_weights: Tensor) -> Tensor:
+        """``nodes`` (m, d) to encode, ``anchors`` (A, d) the anchors' embeddings, ``anchor_weights``
+        (m, A) -> (m, d). Any subset of the graph's nodes can be encoded on its own: each row
+        depends on its own weights only. A node with no anchor within the cut-off has zero
+        weights: its encoding is its own term only."""
+        messages = anchor_weights @ anchors / max(1, len(anchors))
         return self.from_anchors(messages) + self.from_self(nodes)
 
 
@@ -77,19 +83,30 @@ class EdgeAttention(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.query_key_value = nn.Linear(dim, 3 * dim, bias=False)
 
-    def attention(self, nodes: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-edge attention (E, H) and per-edge values (E, H, d/H)."""
-        query, key, value = self.query_key_value(self.norm(nodes)).chunk(3, dim=-1)  # per node, then gathered
-        shape = (-1, self.num_heads, self.head_dim)
-        logits = (query[rows].view(shape) * key[cols].view(shape)).sum(-1) / math.sqrt(self.head_dim)
-        weights = segment_softmax(logits, rows, num_nodes=len(nodes))
-        return weights, value[cols].view(shape)
+    def attention(self, nodes: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+        """Per-edge attention (E, H): queries and keys only, so scoring every edge of a large graph
+        gathers two (E, d) tables, not three."""
+        dim = self.num_heads * self.head_dim
+        query, key = F.linear(self.norm(nodes), self.query_key_value.weight[: 2 * dim]).chunk(2, dim=-1)
+        return self._softmax(query, key, rows, cols, len(nodes))
 
     def forward(self, nodes: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
         """-> (messages (n, d), attention (E, H))."""
-        weights, values = self.attention(nodes, rows, cols)
+        query, key, value = self.query_key_value(self.norm(nodes)).chunk(3, dim=-1)  # per node, then gathered
+        weights = self._softmax(query, key, rows, cols, len(nodes))
+        values = value.index_select(0, cols).view(-1, self.num_heads, self.head_dim)
         messages = torch.zeros_like(nodes).index_add_(0, rows, (weights.unsqueeze(-1) * values).flatten(1))
         return messages, weights
+
+    def _softmax(self, query: Tensor, key: Tensor, rows: Tensor, cols: Tensor, num_nodes: int) -> Tensor:
+        shape = (-1, self.num_heads, self.head_dim)
+        # per-edge dot products in slices of edges: all of Yelp's edges at once would gather two
+        # (E, d) tables of ~110 MB each; index_select, not [], is the fast row gather on CPU
+        logits = []
+        for part_rows, part_cols in zip(rows.split(EDGE_SLICE), cols.split(EDGE_SLICE), strict=True):
+            queries = query.index_select(0, part_rows).view(shape)
+            logits.append((queries * key.index_select(0, part_cols).view(shape)).sum(-1))
+        return segment_softmax(torch.cat(logits) / math.sqrt(self.head_dim), rows, num_nodes=num_nodes)
 
 
 class RGT(nn.Module):
@@ -178,11 +195,15 @@ class RGT(nn.Module):
         users, items = self.embedding.split([self.num_users, self.num_items])
         return users, items
 
-    def positions(self) -> Tensor | None:
-        """(n, d) position encodings of the ego table (ungated), or None when switched off."""
+    def positions(self, rows: Tensor | None = None) -> Tensor | None:
+        """Position encodings (ungated) of the ego table's ``rows`` (all nodes when None), or None
+        when switched off."""
         if self.position is None:
             return None
-        return self.position(self.embedding, self.anchor_ids, self.anchor_weights)
+        anchors = self.embedding[self.anchor_ids]
+        if rows is None:
+            return self.position(self.embedding, anchors, self.anchor_weights)
+        return self.position(self.embedding[rows], anchors, self.anchor_weights[rows])
 
     def topology_aware(self) -> Tensor:
         """The node inputs of rationale discovery: ego embeddings plus position encodings."""
@@ -193,21 +214,35 @@ class RGT(nn.Module):
         """LightGCN layer mean of the ego table over ``normalized_adjacency`` -> (n, d)."""
         return layer_mean_propagation(normalized_adjacency, self.embedding, self.num_layers)
 
-    def decode(self, encoded: Tensor, edge_index: Tensor) -> Tensor:
-        """The final node embeddings: the encoder's output, plus the gated position encodings, plus
-        the gated transformer message along ``edge_index`` when masked autoencoding is on."""
-        positions = self.positions()
-        nodes = encoded if positions is None else encoded + self.position_gate * positions
+    def decode(self, encoded: Tensor, edge_index: Tensor, targets: Tensor) -> Tensor:
+        """Final embeddings (T, d) of the nodes ``targets`` (T,; any order, repeats allowed): the
+        encoder's output ``encoded`` (n, d), plus the gated position encoding, plus the gated
+        transformer message along ``edge_index`` when masked autoencoding is on.
+
+        Only the targets and the nodes sending to them are touched: a node's message depends on
+        its incoming edges alone, so this equals decoding every node and taking the target rows,
+        at the cost of the few hundred rows a batch reconstructs instead of the whole graph.
+        """
+        wanted, back = torch.unique(targets, return_inverse=True)
         if not self.masked_autoencoding:
-            return nodes
-        messages, _ = self.transformer(nodes, edge_index[0], edge_index[1])
-        return nodes + self.transformer_gate * messages
+            return self._decoder_inputs(encoded, wanted)[back]
+        incoming = torch.isin(edge_index[0], wanted)
+        rows, cols = edge_index[0, incoming], edge_index[1, incoming]
+        involved = torch.unique(torch.cat([wanted, cols]))  # sorted: searchsorted maps to local ids
+        inputs = self._decoder_inputs(encoded, involved)
+        local = functools.partial(torch.searchsorted, involved)
+        messages, _ = self.transformer(inputs, local(rows), local(cols))
+        at = local(wanted)
+        return (inputs[at] + self.transformer_gate * messages[at])[back]
+
+    def _decoder_inputs(self, encoded: Tensor, rows: Tensor) -> Tensor:
+        positions = self.positions(rows)
+        return encoded[rows] if positions is None else encoded[rows] + self.position_gate * positions
 
     def edge_importance(self, edge_index: Tensor) -> Tensor:
         """Attention summed over heads for each edge of ``edge_index`` (E,), on the
         topology-aware ego embeddings: what rationale discovery ranks edges by."""
-        weights, _ = self.transformer.attention(self.topology_aware(), edge_index[0], edge_index[1])
-        return weights.sum(-1)
+        return self.transformer.attention(self.topology_aware(), edge_index[0], edge_index[1]).sum(-1)
 
     def student(self, view: str, nodes: Tensor) -> Tensor:
         """The auto-distillation student's guess of teacher ``view`` from ego rows ``nodes``."""

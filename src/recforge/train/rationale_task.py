@@ -199,14 +199,15 @@ class RationaleTask:
         masked_users = masked_items = masked_ids = None
         if masking and "reconstruction" in self.weights:
             # the autoencoder: encode the graph without the masked edges, decode along them
-            reconstructed = model.decode(rationale_view, self.decoder_edges)
             count = min(len(users), SSL_ROWS)
             picks = torch.randint(
                 len(self.masked_users), (count,), generator=self.generator, device=self.device
             )
             masked_ids = self.masked_items[picks]
-            masked_users = reconstructed[self.masked_users[picks]]
-            masked_items = reconstructed[masked_ids + self.num_users]
+            targets = torch.cat([self.masked_users[picks], masked_ids + self.num_users])
+            masked_users, masked_items = model.decode(rationale_view, self.decoder_edges, targets).split(
+                count
+            )
         outputs = RationaleOutputs(
             triplet=triplet,
             masked_users=masked_users,
