@@ -205,9 +205,8 @@ class RationaleTask:
             )
             masked_ids = self.masked_items[picks]
             targets = torch.cat([self.masked_users[picks], masked_ids + self.num_users])
-            masked_users, masked_items = model.decode(rationale_view, self.decoder_edges, targets).split(
-                count
-            )
+            decoded = model.decode(rationale_view, self.decoder_edges, targets)  # only these rows
+            masked_users, masked_items = decoded.split(count)
         outputs = RationaleOutputs(
             triplet=triplet,
             masked_users=masked_users,
