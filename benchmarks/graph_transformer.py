@@ -1,5 +1,5 @@
 """Issue-3 tables: MF, LightGCN, GAT and RGT on GFormer's LastFM and Yelp; LightGCN against RGT over
-three seeds on both; RGT ablations on LastFM (three seeds); the anchor-set size sweep; RGT's cost
+five seeds on both; RGT ablations on LastFM (three seeds); the anchor-set size sweep; RGT's cost
 next to LightGCN's.
 
 Protocol (every run): the shipped 70:5:25 train/valid/test split, full ranking over all items with
