@@ -22,10 +22,9 @@ from pathlib import Path
 import torch
 
 from recforge.config import load_config
-from recforge.train.experiment import build_encoder, prepare_data
-from recforge.train.rationale_task import RationaleTask
-from recforge.train.tasks import make_task
-from recforge.train.trainer import seed_everything
+from recforge.tasks.rationale import RationaleTask
+from recforge.train.experiment import assemble, prepare_data
+from recforge.train.trainer import seed_everything, training_step
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -36,19 +35,21 @@ def step_milliseconds(config_path: Path, steps: int, warmup: int, repeats: int) 
         config = load_config(config_path, [f"output_dir={scratch}"])
         seed_everything(config.seed)
         data = prepare_data(config, Path(scratch) / "split.npz")
-        model = build_encoder(config, data.split.num_users, data.split.num_items)
-        task = make_task(model, data.split, config, torch.device("cpu"))
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.learning_rate, fused=True)
-        task.batches.set_epoch(0)
+        parts = assemble(config, data.split, torch.device("cpu"))
+        model, task, objective = parts.model, parts.task, parts.objective
+        optimizer = torch.optim.Adam(
+            [*model.parameters(), *objective.parameters()], lr=config.train.learning_rate, fused=True
+        )
+        task.on_epoch(0)
         batches = iter(task.batches)
         model.train()
         for _ in range(warmup):
-            task.step(next(batches), optimizer)
+            training_step(task, objective, optimizer, next(batches))
         blocks = []
         for _ in range(repeats):
             started = time.perf_counter()
             for _ in range(steps):
-                task.step(next(batches), optimizer)
+                training_step(task, objective, optimizer, next(batches))
             blocks.append((time.perf_counter() - started) / steps * 1e3)
         resample_ms = None
         if isinstance(task, RationaleTask):

@@ -38,16 +38,9 @@ ANCHOR_COUNTS = (8, 16, 32, 64, 128)
 ABLATIONS = {
     "full": (),
     "no-position": ("model.position_encoding=false",),
-    "no-distill": (
-        "objective.weights={bpr: 1.0, reconstruction: 0.01, contrast: 0.02, cir: 0.01, l2: 1.0e-4}",
-    ),
-    "no-masking": (
-        "model.masked_autoencoding=false",
-        "objective.weights={bpr: 1.0, contrast: 0.02, cir: 0.01, distill: 0.01, l2: 1.0e-4}",
-    ),
-    "no-cir": (
-        "objective.weights={bpr: 1.0, reconstruction: 0.01, contrast: 0.02, distill: 0.01, l2: 1.0e-4}",
-    ),
+    "no-distill": ("objective.terms.distill=null",),
+    "no-masking": ("model.masked_autoencoding=false", "objective.terms.reconstruction=null"),
+    "no-cir": ("objective.terms.cir=null",),
 }
 
 

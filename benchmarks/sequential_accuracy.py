@@ -39,7 +39,10 @@ def config(dataset: str, model: str) -> Path:
 
 
 def gamma_overrides(gamma: float) -> tuple[str, ...]:
-    return (f"objective.weights.graph_uniformity={gamma}", f"objective.weights.sequence_uniformity={gamma}")
+    return (
+        f"objective.terms.graph_uniformity.weight={gamma}",
+        f"objective.terms.sequence_uniformity.weight={gamma}",
+    )
 
 
 MODELS = ("sasrec", "gru4rec", "lightgcn-directau", "gsau")

@@ -6,7 +6,8 @@ The public API, re-exported here so user code needs one import::
     dataset = recforge.load_dataset("ml-100k")
     config = recforge.load_config("configs/ml-100k/lightgcn.yaml", ["model.dim=128"])
     result = recforge.train(config)
-
+    recommender = recforge.load_recommender(result.run_dir)   # needs the run directory only
+    recommender.recommend(["196"], k=10)
 Names are imported lazily (on first use), so ``import recforge`` and ``recforge --help`` stay
 fast and do not pay for torch until a model is touched.
 """
@@ -37,8 +38,13 @@ _EXPORTS: dict[str, str] = {
     "Evaluator": "recforge.evaluation.evaluator",
     "LightGCN": "recforge.models.lightgcn",
     "MF": "recforge.models.mf",
-    "evaluate_run": "recforge.train.run_dir",
-    "load_run": "recforge.train.run_dir",
+    "Recommendation": "recforge.retrieval.recommender",
+    "Recommender": "recforge.retrieval.recommender",
+    "evaluate_run": "recforge.retrieval.recommender",
+    "load_recommender": "recforge.retrieval.recommender",
+    "RECIPES": "recforge.recipes",
+    "TERMS": "recforge.objectives.registry",
+    "UnknownIdError": "recforge.errors",
     "TrainResult": "recforge.train.trainer",
     "train": "recforge.train.trainer",
 }
@@ -46,6 +52,8 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "DATASETS",
     "MF",
+    "RECIPES",
+    "TERMS",
     "CheckpointError",
     "ConfigError",
     "DataFormatError",
@@ -57,14 +65,17 @@ __all__ = [
     "Interactions",
     "LightGCN",
     "RecforgeError",
+    "Recommendation",
+    "Recommender",
     "Split",
     "TrainResult",
+    "UnknownIdError",
     "UnknownNameError",
     "__version__",
     "evaluate_run",
     "load_config",
     "load_dataset",
-    "load_run",
+    "load_recommender",
     "split_dataset",
     "train",
 ]
@@ -88,9 +99,18 @@ if TYPE_CHECKING:
     from recforge.data.registry import DATASETS, load_dataset
     from recforge.data.split import Split
     from recforge.data.splitting import split_dataset
-    from recforge.errors import CheckpointError, ConfigError, DataFormatError, RecforgeError, UnknownNameError
+    from recforge.errors import (
+        CheckpointError,
+        ConfigError,
+        DataFormatError,
+        RecforgeError,
+        UnknownIdError,
+        UnknownNameError,
+    )
     from recforge.evaluation.evaluator import EvaluationResult, Evaluator
     from recforge.models.lightgcn import LightGCN
     from recforge.models.mf import MF
-    from recforge.train.run_dir import evaluate_run, load_run
+    from recforge.objectives.registry import TERMS
+    from recforge.recipes import RECIPES
+    from recforge.retrieval.recommender import Recommendation, Recommender, evaluate_run, load_recommender
     from recforge.train.trainer import TrainResult, train

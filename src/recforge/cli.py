@@ -31,7 +31,8 @@ OverrideOption = Annotated[
 
 
 def _fail(error: RecforgeError) -> None:
-    status.print(f"[bold red]error:[/] {error}", highlight=False)
+    # soft_wrap: a message is never broken mid-sentence at the console width (people grep it)
+    status.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True, markup=True)
     raise typer.Exit(code=2)
 
 
@@ -63,27 +64,102 @@ def evaluate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """Score the best checkpoint of RUN_DIR on its saved split (valid and test by default)."""
-    from recforge.train.run_dir import evaluate_run, load_run
+    """Score the best checkpoint of RUN_DIR on its saved split (valid and test by default).
+
+    Reads the run directory only: the dataset files need not be present."""
+    from recforge.retrieval.recommender import evaluate_run, load_recommender
 
     folds = tuple(fold or ("valid", "test"))
     for name in folds:
         if name not in ("valid", "test"):
             _fail(RecforgeError(f"--fold: expected valid or test, got '{name}'"))
     try:
-        run = load_run(run_dir, overrides=tuple(overrides or ()), device=device)
-        results = evaluate_run(run, folds)
+        recommender = load_recommender(run_dir, overrides=tuple(overrides or ()), device=device)
+        results = evaluate_run(recommender, folds)
     except RecforgeError as error:
         _fail(error)
     if as_json:
         console.print_json(json.dumps({name: result.to_dict() for name, result in results.items()}))
         return
-    table = Table(title=f"{run_dir} (epoch {run.info.epoch}, split {run.info.split_hash})")
+    info = recommender.info
+    table = Table(title=f"{run_dir} (epoch {info.epoch}, split {info.split_hash})")
     table.add_column("metric")
     for name in results:
         table.add_column(name, justify="right")
     for metric in next(iter(results.values())).metrics:
         table.add_row(metric, *(f"{result.metrics[metric]:.4f}" for result in results.values()))
+    console.print(table)
+
+
+@app.command()
+def recommend(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `recforge train`.")],
+    users: Annotated[list[str] | None, typer.Option("--user", "-u", help="Raw user id (repeatable).")] = None,
+    history: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--history", help="Raw item id of a history, oldest first (repeatable; sequential models)."
+        ),
+    ] = None,
+    similar: Annotated[str | None, typer.Option(help="Raw item id: list the items most like it.")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="How many items.")] = 10,
+    include_seen: Annotated[
+        bool, typer.Option(help="Also rank items the user is known to have interacted with.")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Top-K items for users (--user), after an item history (--history), or like an item
+    (--similar), with titles where the dataset has them. Reads the run directory only."""
+    from recforge.retrieval.recommender import load_recommender
+
+    asked = [bool(users), bool(history), similar is not None]
+    if sum(asked) != 1:
+        _fail(RecforgeError("give exactly one of --user (repeatable), --history (repeatable) or --similar"))
+    try:
+        recommender = load_recommender(run_dir, device=device)
+        if users:
+            answers = dict(
+                zip(users, recommender.recommend(users, k, exclude_seen=not include_seen), strict=True)
+            )
+        elif history:
+            answers = {
+                "history": recommender.recommend_for_history(history, k, exclude_seen=not include_seen)
+            }
+        else:
+            answers = {f"similar to {similar}": recommender.similar_items(similar, k)}
+    except RecforgeError as error:
+        _fail(error)
+    if as_json:
+        console.print_json(
+            json.dumps({query: [entry.to_dict() for entry in ranked] for query, ranked in answers.items()})
+        )
+        return
+    for query, ranked in answers.items():
+        title = f"user {query}" if users else query
+        table = Table(title=f"{title} — {recommender.model_name}, top {k}", title_justify="left")
+        table.add_column("#", justify="right")
+        table.add_column("item")
+        table.add_column("title")
+        table.add_column("score", justify="right")
+        for rank, entry in enumerate(ranked, start=1):
+            table.add_row(str(rank), entry.item, entry.title or "", f"{entry.score:.4f}")
+        console.print(table)
+
+
+@app.command()
+def terms() -> None:
+    """List the loss terms a config's objective.terms may name, what each needs and its parameters."""
+    from recforge.objectives.registry import TERMS, term_parameters
+
+    table = Table(title="loss terms: objective.terms.NAME: {weight: W, PARAMETER: VALUE}")
+    table.add_column("term")
+    table.add_column("needs")
+    table.add_column("parameters (default)")
+    table.add_column("what")
+    for name, term in TERMS.items():
+        parameters = ", ".join(f"{key} {value}" for key, value in term_parameters(name).items())
+        table.add_row(name, ", ".join(sorted(term.needs)), parameters or "—", term.summary)
     console.print(table)
 
 

@@ -7,20 +7,20 @@ keys are errors that name the key and its line in the YAML file, never silently 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
+from recforge.config_base import ModelSettings
+from recforge.config_base import Strict as _Strict
 from recforge.errors import ConfigError
+from recforge.objectives.term import TermParams
 
 MetricName = Literal["recall", "ndcg", "hit", "precision", "mrr", "map", "coverage"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class FilterConfig(_Strict):
@@ -59,137 +59,76 @@ class DataConfig(_Strict):
     split: SplitConfig = SplitConfig()
 
 
-class MFConfig(_Strict):
-    name: Literal["mf"]
-    dim: Annotated[int, Field(gt=0)] = 64
+def _model_union() -> Any:
+    """The ``model:`` section: one config class per recipe, picked by ``name``."""
+    from recforge.recipes import RECIPES
+
+    classes = tuple(recipe.config for recipe in RECIPES.values())
+    return Annotated[Union[classes], Field(discriminator="name")]  # noqa: UP007 - built at run time
 
 
-class LightGCNConfig(_Strict):
-    name: Literal["lightgcn"]
-    dim: Annotated[int, Field(gt=0)] = 64
-    num_layers: Annotated[int, Field(ge=0)] = 3
+if TYPE_CHECKING:
+    ModelConfig = ModelSettings
+else:
+    ModelConfig = _model_union()
 
 
-class SASRecConfig(_Strict):
-    name: Literal["sasrec"]
-    dim: Annotated[int, Field(gt=0)] = 64
-    max_length: Annotated[int, Field(gt=0)] = 50
-    num_layers: Annotated[int, Field(gt=0)] = 2
-    num_heads: Annotated[int, Field(gt=0)] = 2
-    inner_dim: Annotated[int, Field(gt=0)] = 256
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    attention_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+def _term_settings(raw: object) -> dict[str, TermParams]:
+    """Validate ``objective.terms``: each entry by its term's own settings class, in file order (the
+    order the terms are summed in). ``name: null`` (e.g. ``-o objective.terms.cir=null``) drops a
+    term, which is how an ablation leaves one out."""
+    from recforge.objectives.registry import TERMS
 
-
-class GRU4RecConfig(_Strict):
-    name: Literal["gru4rec"]
-    dim: Annotated[int, Field(gt=0)] = 64
-    hidden_dim: Annotated[int, Field(gt=0)] = 128
-    num_layers: Annotated[int, Field(gt=0)] = 1
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
-    max_length: Annotated[int, Field(gt=0)] = 50
-
-
-class GSAUConfig(_Strict):
-    """A LightGCN and a SASRec sharing one item table (see :class:`recforge.models.gsau.GSAU`)."""
-
-    name: Literal["gsau"]
-    dim: Annotated[int, Field(gt=0)] = 64
-    graph_layers: Annotated[int, Field(ge=0)] = 2
-    max_length: Annotated[int, Field(gt=0)] = 50
-    num_layers: Annotated[int, Field(gt=0)] = 2
-    num_heads: Annotated[int, Field(gt=0)] = 2
-    inner_dim: Annotated[int, Field(gt=0)] = 256
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    attention_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
-    shared_embeddings: bool = True
-    score_with: Literal["sequence", "graph", "both"] = Field(
-        "sequence",
-        description="which encoder ranks items: the sequence state against the item table (the "
-        "paper's choice), the LightGCN user against LightGCN items, or both (sum of cosines)",
-    )
-
-
-class GATConfig(_Strict):
-    name: Literal["gat"]
-    dim: Annotated[int, Field(gt=0)] = 64
-    num_layers: Annotated[int, Field(gt=0)] = 2
-    num_heads: Annotated[int, Field(gt=0)] = 2
-
-
-class RGTConfig(_Strict):
-    """Residual Graph Transformer (see :class:`recforge.models.rgt.RGT`); every part is a switch."""
-
-    name: Literal["rgt"]
-    dim: Annotated[int, Field(gt=0)] = 64
-    num_layers: Annotated[int, Field(ge=0)] = 2
-    num_heads: Annotated[int, Field(gt=0)] = 2
-    anchors: Annotated[int, Field(ge=1, description="anchor-set size A")] = 32
-    anchor_cutoff: Annotated[int, Field(ge=1, description="hop cut-off q of the anchor distances")] = 4
-    anchor_resample_every: Annotated[
-        int, Field(ge=0, description="epochs between anchor resamplings; 0 keeps the first set")
-    ] = 10
-    position_encoding: bool = True
-    masked_autoencoding: bool = True
-    rationale_ratio: Annotated[
-        float, Field(gt=0, lt=1, description="ρ_R: share of edges kept as rationale")
-    ] = 0.9
-    rationale_every: Annotated[
-        int, Field(ge=1, description="training steps between rationale resamplings")
-    ] = 10
-    extra_pair_ratio: Annotated[
-        float, Field(ge=0, lt=1, description="sampled non-edges attended to, as a share of |E|")
-    ] = 0.01
-    gumbel_temperature: Annotated[float, Field(gt=0)] = 1.0
-
-
-ModelConfig = Annotated[
-    MFConfig | LightGCNConfig | GATConfig | SASRecConfig | GRU4RecConfig | GSAUConfig | RGTConfig,
-    Field(discriminator="name"),
-]
-SEQUENTIAL_MODELS = ("sasrec", "gru4rec")
-GRAPH_SEQUENCE_MODELS = ("gsau",)
-RATIONALE_MODELS = ("rgt",)
-MODEL_NAMES = ("mf", "lightgcn", "gat", *SEQUENTIAL_MODELS, *GRAPH_SEQUENCE_MODELS, *RATIONALE_MODELS)
-
-
-def terms_of_model(model: str) -> frozenset[str]:
-    """The loss-term names a model of this name trains with."""
-    from recforge.objectives.batch_terms import TERMS
-    from recforge.objectives.graph_sequence_terms import GRAPH_SEQUENCE_TERMS
-    from recforge.objectives.sequence_terms import SEQUENCE_TERMS
-
-    if model in SEQUENTIAL_MODELS:
-        return frozenset(SEQUENCE_TERMS)
-    if model in GRAPH_SEQUENCE_MODELS:
-        return frozenset(GRAPH_SEQUENCE_TERMS)
-    if model in RATIONALE_MODELS:
-        from recforge.objectives.rationale_terms import RATIONALE_TERMS
-
-        return frozenset(TERMS) | frozenset(RATIONALE_TERMS)
-    return frozenset(TERMS)
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"objective.terms: expected a mapping of term name -> {{weight: ..., parameters}}, got {raw!r}"
+        )
+    settings: dict[str, TermParams] = {}
+    for name, value in raw.items():
+        if value is None:
+            continue
+        if name not in TERMS:
+            raise ValueError(f"objective.terms.{name}: unknown loss term; choose one of: {', '.join(TERMS)}")
+        if isinstance(value, TermParams):
+            settings[name] = value
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"objective.terms.{name}: expected a mapping such as {{weight: 1.0}}, got {value!r}"
+            )
+        params_class = TERMS[name].Params
+        try:
+            settings[name] = params_class.model_validate(value)
+        except ValidationError as error:
+            accepted = ", ".join(params_class.model_fields)
+            problems = []
+            for problem in error.errors():
+                where = ".".join(str(part) for part in problem["loc"])
+                if problem["type"] == "extra_forbidden":
+                    message = f"term '{name}' has no parameter '{where}'; it takes: {accepted}"
+                elif problem["type"] == "missing":
+                    message = "required key is missing"
+                else:
+                    message = problem["msg"]
+                problems.append(f"objective.terms.{name}.{where}: {message}")
+            raise ValueError("\n".join(problems)) from None
+    if not settings:
+        raise ValueError("objective.terms: at least one loss term is needed")
+    return settings
 
 
 class ObjectiveConfig(_Strict):
-    """Named loss terms and their weights (DESIGN idea 2): total = sum_k weight_k * term_k."""
+    """Named loss terms with their weights and own parameters (DESIGN idea 2):
+    total = Σ_k weight_k · term_k, summed in the order the file lists them."""
 
-    weights: dict[str, float] = Field(default_factory=lambda: {"bpr": 1.0, "l2": 1e-4})
-    temperature: Annotated[float, Field(gt=0)] = 0.2
-    alignment_alpha: Annotated[float, Field(gt=0)] = 2.0
-    uniformity_t: Annotated[float, Field(gt=0)] = 2.0
-    dros_beta: Annotated[float, Field(gt=0)] = 1.0
-    dros_exponent: Annotated[float, Field(ge=0)] = 0.05
+    terms: dict[str, SerializeAsAny[TermParams]] = Field(
+        default_factory=lambda: {"bpr": TermParams(weight=1.0), "l2": TermParams(weight=1e-4)}
+    )
 
-    @field_validator("weights")
+    @field_validator("terms", mode="before")
     @classmethod
-    def _known_terms(cls, weights: dict[str, float]) -> dict[str, float]:
-        known = frozenset().union(*(terms_of_model(name) for name in MODEL_NAMES))
-        unknown = sorted(set(weights) - known)
-        if unknown:
-            raise ValueError(f"unknown loss terms {unknown}; choose from {sorted(known)}")
-        if not weights:
-            raise ValueError("at least one loss term needs a weight")
-        return weights
+    def _validate_terms(cls, raw: object) -> dict[str, TermParams]:
+        return _term_settings(raw)
 
 
 class TrainConfig(_Strict):
@@ -227,26 +166,17 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _terms_fit_the_model(self) -> ExperimentConfig:
-        allowed = terms_of_model(self.model.name)
-        misfits = sorted(set(self.objective.weights) - set(allowed))
-        if misfits:
-            raise ValueError(
-                f"objective.weights: model '{self.model.name}' trains with the terms {sorted(allowed)}, "
-                f"not {misfits}"
-            )
-        return self
+        from recforge.objectives.registry import TERMS
+        from recforge.recipes import RECIPES
 
-    @model_validator(mode="after")
-    def _reconstruction_needs_masking(self) -> ExperimentConfig:
-        if (
-            isinstance(self.model, RGTConfig)
-            and not self.model.masked_autoencoding
-            and "reconstruction" in self.objective.weights
-        ):
-            raise ValueError(
-                "objective.weights.reconstruction: the reconstruction term needs "
-                "model.masked_autoencoding: true (drop the term for the ablation without it)"
-            )
+        provided = RECIPES[self.model.name].task.provides(self.model)
+        for name in self.objective.terms:
+            missing = sorted(TERMS[name].needs - provided)
+            if missing:
+                raise ValueError(
+                    f"objective.terms.{name}: term '{name}' needs {missing}, which model "
+                    f"'{self.model.name}' (as configured) does not provide; it provides {sorted(provided)}"
+                )
         return self
 
     @model_validator(mode="after")
@@ -361,24 +291,34 @@ def _describe(
     key_lines: dict[tuple[str, ...], int],
     overridden: dict[tuple[str, ...], str],
 ) -> str:
+    from recforge.recipes import RECIPES
+
     messages = []
     for problem in error.errors():
         location = tuple(str(part) for part in problem["loc"] if not isinstance(part, int))
         # the discriminated union adds the model name as a location part: drop it for display
-        location = tuple(part for part in location if part not in (*MODEL_NAMES, "function-after"))
-        message = problem["msg"]
+        location = tuple(part for part in location if part not in (*RECIPES, "function-after"))
+        message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "union_tag_invalid":
             location = (*location, "name")
             context = problem.get("ctx", {})
             message = f"unknown name '{context.get('tag')}'; choose one of: {context.get('expected_tags')}"
-        dotted = ".".join(location) or "(top level)"
         if problem["type"] == "extra_forbidden":
             message = "unknown key (check its spelling and section)"
         elif problem["type"] == "missing":
             message = "required key is missing"
-        origin = _origin(location, source, key_lines, overridden)
-        messages.append(f"{origin}: {dotted}: {message}")
+        for line in message.splitlines():
+            where, text = location, line
+            # a validator that knows the exact key says so first: "objective.terms.cir: ..."
+            named = _NAMED_KEY.match(line)
+            if named:
+                where, text = tuple(named.group(1).split(".")), named.group(2)
+            origin = _origin(where, source, key_lines, overridden)
+            messages.append(f"{origin}: {'.'.join(where) or '(top level)'}: {text}")
     return "invalid configuration:\n  " + "\n  ".join(messages)
+
+
+_NAMED_KEY = re.compile(r"^((?:data|model|objective|train|evaluation)(?:\.[\w@]+)+): (.*)$")
 
 
 def _origin(
@@ -393,4 +333,8 @@ def _origin(
             return f"override '{overridden[prefix]}'"
         if prefix in key_lines:
             return f"{source}:{key_lines[prefix]}"
+        # a section the file lacks, created by an override of one of its keys
+        created_by = [override for path, override in overridden.items() if path[:depth] == prefix]
+        if created_by:
+            return f"override '{created_by[0]}'"
     return source

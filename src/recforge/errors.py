@@ -41,3 +41,11 @@ class UnknownNameError(ConfigError):
     def __init__(self, kind: str, name: str, choices: list[str] | tuple[str, ...]):
         self.kind, self.name, self.choices = kind, name, tuple(choices)
         super().__init__(f"unknown {kind} '{name}'; choose one of: {', '.join(sorted(choices))}")
+
+
+class UnknownIdError(RecforgeError):
+    """A raw user or item id that a run directory does not know."""
+
+    def __init__(self, kind: str, raw_id: str, run_dir: str | Path):
+        self.kind, self.raw_id = kind, raw_id
+        super().__init__(f"unknown {kind} id '{raw_id}': {run_dir} has no {kind} by that id")

@@ -42,7 +42,7 @@ def recommendations_for(result: TrainResult, num_users: int = 3, k: int = 10) ->
     seen = (split.csr("train") + split.csr("valid")).tocsr()
     test = split.csr("test")
     users = np.flatnonzero(np.diff(test.indptr) > 0)[:num_users]
-    user_embeddings, item_embeddings = result.task.embeddings("test")
+    user_embeddings, item_embeddings = result.scorer.embeddings(split, "test")
     top = (
         ranked_items(user_embeddings, item_embeddings, torch.as_tensor(users), k, exclude=seen).cpu().numpy()
     )

@@ -7,8 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from recforge.data.graph import bipartite_edge_index
-from recforge.models import GAT, build_model, model_inputs
+from recforge.models import GAT
+from recforge.models.gat import GATConfig
 from recforge.objectives.ranking import bpr
+from recforge.recipes import graph_inputs, recipe_of
 
 
 @pytest.fixture(autouse=True)
@@ -152,10 +154,11 @@ def test_bipartite_edge_index_by_hand():
     assert empty.dtype == torch.int64
 
 
-def test_registry_builds_gat_with_its_edge_index(train):
-    model = build_model("gat", num_users=3, num_items=4, dim=8, num_layers=1, num_heads=4)
+def test_recipe_builds_gat_with_its_edge_index(train):
+    recipe = recipe_of("gat")
+    model = recipe.build(GATConfig(name="gat", dim=8, num_layers=1, num_heads=4), 3, 4)
     assert repr(model).startswith("GAT(\n  users=3, items=4, dim=8, layers=1, heads=4")
-    inputs = model_inputs(model.double(), train, "cpu")
+    inputs = graph_inputs(recipe, model.double(), train, torch.device("cpu"))
     assert set(inputs) == {"edge_index"}
     assert torch.equal(inputs["edge_index"], bipartite_edge_index(train))
     users, items = model(**inputs)

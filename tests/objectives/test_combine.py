@@ -19,12 +19,12 @@ def test_total_and_detached_parts():
 
 
 def test_term_without_weight():
-    with pytest.raises(ConfigError, match=r"loss terms \['l2'\] have no weight in objective.weights"):
+    with pytest.raises(ConfigError, match=r"loss terms \['l2'\] have no weight in objective.terms"):
         weighted_sum({"bpr": torch.tensor(1.0), "l2": torch.tensor(2.0)}, {"bpr": 1.0})
 
 
 def test_weight_without_term():
-    message = r"objective.weights names \['uniformity'\], but no such term was computed"
+    message = r"objective.terms names \['uniformity'\], but no such term was computed"
     with pytest.raises(ConfigError, match=message):
         weighted_sum({"bpr": torch.tensor(1.0)}, {"bpr": 1.0, "uniformity": 0.5})
 

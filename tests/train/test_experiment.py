@@ -3,8 +3,12 @@ import pytest
 import torch
 
 from recforge.config import config_from_dict
-from recforge.errors import ConfigError
-from recforge.train.experiment import build_encoder, prepare_data, resolve_device, split_parameters
+from recforge.data.dataset import Interactions
+from recforge.data.split import Split
+from recforge.device import resolve_device
+from recforge.errors import ConfigError, UnknownNameError
+from recforge.recipes import RECIPES, graph_inputs, recipe_of
+from recforge.train.experiment import prepare_data, split_parameters
 
 
 def ratings_csv(tmp_path, num_users=30, num_items=12, per_user=8, seed=0):
@@ -20,17 +24,23 @@ def ratings_csv(tmp_path, num_users=30, num_items=12, per_user=8, seed=0):
 
 
 def config_for(path, **data):
-    return config_from_dict({
-        "name": "csv",
-        "data": {"name": str(path), **data,
-                 "options": {"user": "userId", "item": "movieId", "timestamp": "ts"}},
-        "model": {"name": "mf", "dim": 4},
-    })
+    return config_from_dict(
+        {
+            "name": "csv",
+            "data": {
+                "name": str(path),
+                **data,
+                "options": {"user": "userId", "item": "movieId", "timestamp": "ts"},
+            },
+            "model": {"name": "mf", "dim": 4},
+        }
+    )
 
 
 def test_prepare_data_reads_a_csv_with_column_options_filters_and_splits(tmp_path):
-    config = config_for(ratings_csv(tmp_path), filter={"min_item_interactions": 2},
-                        split={"protocol": "leave_one_out"})
+    config = config_for(
+        ratings_csv(tmp_path), filter={"min_item_interactions": 2}, split={"protocol": "leave_one_out"}
+    )
     prepared = prepare_data(config, tmp_path / "split.npz")
     assert prepared.dataset.num_users == 30
     assert prepared.dataset.num_items == 12  # m999 removed by the 2-core on items
@@ -42,27 +52,93 @@ def test_prepare_data_reads_a_csv_with_column_options_filters_and_splits(tmp_pat
 
 
 def test_unknown_reader_option_is_a_config_error(tmp_path):
-    config = config_from_dict({
-        "name": "csv", "data": {"name": str(ratings_csv(tmp_path)), "options": {"usr": "userId"}},
-        "model": {"name": "mf"},
-    })
+    config = config_from_dict(
+        {
+            "name": "csv",
+            "data": {"name": str(ratings_csv(tmp_path)), "options": {"usr": "userId"}},
+            "model": {"name": "mf"},
+        }
+    )
     with pytest.raises(ConfigError, match="unexpected keyword argument 'usr'"):
         prepare_data(config, tmp_path / "split.npz")
 
 
 def test_split_parameters_per_protocol():
-    config = config_from_dict({"name": "x", "data": {"name": "gowalla", "split": {"protocol": "given",
-                               "valid_ratio": 0.1}}, "model": {"name": "mf"}})
+    config = config_from_dict(
+        {
+            "name": "x",
+            "data": {"name": "gowalla", "split": {"protocol": "given", "valid_ratio": 0.1}},
+            "model": {"name": "mf"},
+        }
+    )
     assert split_parameters(config.data.split, 5) == {"valid_ratio": 0.1, "seed": 5}
     temporal = config.data.split.model_copy(update={"protocol": "temporal"})
     assert split_parameters(temporal, 5) == {"ratios": (0.8, 0.1, 0.1)}
 
 
-def test_build_encoder_takes_config_hyperparameters():
-    config = config_from_dict({"name": "x", "data": {"name": "gowalla"},
-                               "model": {"name": "lightgcn", "dim": 8, "num_layers": 2}})
-    model = build_encoder(config, num_users=3, num_items=4)
+def test_recipe_builds_the_encoder_from_config_hyperparameters():
+    config = config_from_dict(
+        {"name": "x", "data": {"name": "gowalla"}, "model": {"name": "lightgcn", "dim": 8, "num_layers": 2}}
+    )
+    recipe = recipe_of(config.model.name)
+    assert isinstance(config.model, recipe.config)  # the model section is the recipe's own class
+    model = recipe.build(config.model, num_users=3, num_items=4)
     assert repr(model) == "LightGCN(users=3, items=4, dim=8, layers=2)"
+    with pytest.raises(UnknownNameError, match=r"unknown model 'lightgnc'; choose one of: .*lightgcn"):
+        recipe_of("lightgnc")
+
+
+def tiny_split(num_users=6, num_items=9):
+    rng = np.random.default_rng(0)
+    folds = []
+    for per_user in (4, 1, 1):
+        users = np.repeat(np.arange(num_users), per_user)
+        folds.append(
+            Interactions(
+                users=users, items=rng.integers(0, num_items, len(users)), timestamps=np.arange(len(users))
+            )
+        )
+    train, valid, test = folds
+    valid = Interactions(valid.users, valid.items, valid.timestamps + 100)
+    test = Interactions(test.users, test.items, test.timestamps + 200)
+    return Split(num_users, num_items, train, valid, test, protocol="tiny")
+
+
+SMALL = {
+    "mf": {},
+    "lightgcn": {"num_layers": 1},
+    "gat": {"num_heads": 1},
+    "rgt": {"anchors": 2},
+    "sasrec": {"max_length": 5, "num_heads": 1, "inner_dim": 8},
+    "gru4rec": {"max_length": 5, "hidden_dim": 8},
+    "gsau": {"max_length": 5, "num_heads": 1, "inner_dim": 8},
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_every_recipe_builds_and_scores_every_user_and_item(name):
+    split = tiny_split()
+    config = config_from_dict(
+        {
+            "name": "x",
+            "data": {"name": "gowalla"},
+            "model": {"name": name, "dim": 4, **SMALL[name]},
+            "objective": {"terms": {"ce" if name in ("sasrec", "gru4rec", "gsau") else "bpr": {"weight": 1}}},
+        }
+    )
+    recipe = RECIPES[name]
+    model = recipe.build(config.model, split.num_users, split.num_items)
+    graph = graph_inputs(recipe, model, split.csr("train"), torch.device("cpu"))
+    scorer = recipe.scorer(model, config.model, graph)
+    for fold in ("valid", "test", None):
+        queries, items = scorer.embeddings(split, fold)
+        assert queries.shape == (split.num_users, 4)
+        assert items.shape == (split.num_items, 4)
+        assert not queries.requires_grad
+        assert not items.requires_grad
+        assert torch.isfinite(queries).all()
+        assert torch.isfinite(items).all()
+    assert scorer.reads_histories == (name in ("sasrec", "gru4rec", "gsau"))
 
 
 def test_resolve_device():

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import safe_open
 
+from recforge.checkpoint import RESUME_DIR, RESUME_FILE, WEIGHTS_FILE, read_checkpoint_info
 from recforge.config import config_from_dict
 from recforge.errors import CheckpointError, RecforgeError
-from recforge.train.checkpoint import WEIGHTS_FILE, read_checkpoint_info
-from recforge.train.run_dir import evaluate_run, load_run
+from recforge.retrieval.recommender import evaluate_run, load_recommender
 from recforge.train.trainer import train
 
 pytestmark = pytest.mark.integration
@@ -23,8 +24,15 @@ def lastfm_config(shared_data: Path, run_dir: Path, **train_options):
             "output_dir": str(run_dir),
             "data": {"name": "gformer-lastfm", "root": str(shared_data), "split": {"protocol": "given"}},
             "model": {"name": "lightgcn", "dim": 16, "num_layers": 2},
-            "objective": {"weights": {"bpr": 1.0, "l2": 1e-4}},
-            "train": {"epochs": 3, "batch_size": 4096, "learning_rate": 5e-3, "patience": 5, **train_options},
+            "objective": {"terms": {"bpr": {"weight": 1.0}, "l2": {"weight": 1e-4}}},
+            "train": {
+                "epochs": 3,
+                "batch_size": 4096,
+                "learning_rate": 5e-3,
+                "patience": 5,
+                "num_threads": 1,
+                **train_options,
+            },
             "evaluation": {"ks": [10, 20], "batch_size": 512},
         }
     )
@@ -42,15 +50,30 @@ def test_train_writes_run_directory_and_learns(shared_data, tmp_path):
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [entry["epoch"] for entry in log] == [0, 1, 2]
     assert log[-1]["bpr"] < log[0]["bpr"]  # BPR loss falls
+    for entry in log:  # each term is logged unweighted; the loss is their weighted sum
+        assert entry["loss"] == pytest.approx(entry["bpr"] + 1e-4 * entry["l2"], rel=1e-5)
     # far better than random ranking (random Recall@20 here is about 20 / 15,376)
     assert result.test.metrics["recall@20"] > 0.05
     assert read_checkpoint_info(run_dir / WEIGHTS_FILE).epoch == result.best_epoch
+    # the best weights: the encoder's tensors under "model." (LightGCN's terms own none)
+    with safe_open(str(run_dir / WEIGHTS_FILE), framework="pt") as handle:
+        assert sorted(handle.keys()) == ["model.embedding"]
+    # the resume state is one file, its progress in the metadata
+    assert sorted(path.name for path in (run_dir / RESUME_DIR).iterdir()) == [RESUME_FILE]
+    with safe_open(str(run_dir / RESUME_DIR / RESUME_FILE), framework="pt") as handle:
+        progress = json.loads(handle.metadata()["progress"])
+        names = handle.keys()
+    assert "model.embedding" in names
+    assert any(name.startswith("optimizer.") for name in names)
+    assert progress["state"]["next_epoch"] == 3
+    assert progress["state"]["best_epoch"] == result.best_epoch
 
 
 def test_same_seed_same_result(shared_data, tmp_path):
     first = train(lastfm_config(shared_data, tmp_path / "a", epochs=2), show_progress=False)
     second = train(lastfm_config(shared_data, tmp_path / "b", epochs=2), show_progress=False)
     assert first.test.metrics == second.test.metrics
+    assert [entry["loss"] for entry in first.history] == [entry["loss"] for entry in second.history]
 
 
 def test_resume_continues_exactly(shared_data, tmp_path):
@@ -61,8 +84,10 @@ def test_resume_continues_exactly(shared_data, tmp_path):
     assert resumed.epochs_run == 3
     for name, value in full.test.metrics.items():
         assert resumed.test.metrics[name] == pytest.approx(value, abs=1e-6), name
-    log = (tmp_path / "cut" / "log.jsonl").read_text().splitlines()
-    assert [json.loads(line)["epoch"] for line in log] == [0, 1, 2]
+    log = [json.loads(line) for line in (tmp_path / "cut" / "log.jsonl").read_text().splitlines()]
+    assert [entry["epoch"] for entry in log] == [0, 1, 2]
+    # the resumed epoch drew the same batches from the same state: the same losses
+    assert log[2]["loss"] == pytest.approx(full.history[2]["loss"], rel=1e-6)
 
 
 def test_resume_without_state_is_an_error(shared_data, tmp_path):
@@ -72,10 +97,33 @@ def test_resume_without_state_is_an_error(shared_data, tmp_path):
 
 def test_evaluate_run_reproduces_metrics(shared_data, tmp_path):
     result = train(lastfm_config(shared_data, tmp_path / "run", epochs=2), show_progress=False)
-    run = load_run(tmp_path / "run", device="cpu")
-    scores = evaluate_run(run, ("valid", "test"))
+    recommender = load_recommender(tmp_path / "run", device="cpu")
+    assert recommender.info.epoch == result.best_epoch
+    scores = evaluate_run(recommender, ("valid", "test"))
     assert scores["test"].metrics == pytest.approx(result.test.metrics)
     assert scores["valid"].metrics == pytest.approx(result.valid.metrics)
+    # the run directory alone gives the tables the trainer scored with
+    for fold in ("valid", "test"):
+        for loaded, trained in zip(
+            recommender.embeddings(fold), result.scorer.embeddings(result.data.split, fold), strict=True
+        ):
+            assert torch.allclose(loaded, trained)
+
+
+def test_evaluate_run_needs_no_dataset_files(shared_data, tmp_path):
+    """A run directory copied away from its data still loads and scores (inference reads config,
+    weights, split and id maps only)."""
+    import shutil
+
+    data_copy = tmp_path / "data"
+    shutil.copytree(shared_data / "gformer-lastfm", data_copy / "gformer-lastfm")
+    (data_copy / "MANIFEST.tsv").write_text((shared_data / "MANIFEST.tsv").read_text())
+    config = lastfm_config(shared_data, tmp_path / "run", epochs=1)
+    config = config.model_copy(update={"data": config.data.model_copy(update={"root": data_copy})})
+    result = train(config, show_progress=False)
+    shutil.rmtree(data_copy)
+    scores = evaluate_run(load_recommender(tmp_path / "run", device="cpu"), ("test",))
+    assert scores["test"].metrics == pytest.approx(result.test.metrics)
 
 
 def test_checkpoint_from_other_data_is_refused(shared_data, tmp_path):
@@ -83,27 +131,30 @@ def test_checkpoint_from_other_data_is_refused(shared_data, tmp_path):
     # swap in a split of another size: the checkpoint must refuse it
     other = tmp_path / "other"
     other.mkdir()
-    for name in ("config.yaml", WEIGHTS_FILE):
+    for name in ("config.yaml", WEIGHTS_FILE, "id_maps.json"):
         (other / name).write_bytes((tmp_path / "run" / name).read_bytes())
     from recforge.data.dataset import Interactions
     from recforge.data.split import Split
 
     tiny = Interactions(users=torch.tensor([0, 1]).numpy(), items=torch.tensor([0, 1]).numpy())
     Split(2, 2, tiny, tiny, tiny, protocol="fake").save(other / "split.npz")
-    with pytest.raises(RecforgeError, match="split"):
-        load_run(other, device="cpu")
+    with pytest.raises(CheckpointError, match=r"split\.npz: split hash \w+ differs from the checkpoint's"):
+        load_recommender(other, device="cpu")
+    (other / "split.npz").unlink()
+    with pytest.raises(RecforgeError, match=r"not a finished run directory \(split.npz is missing\)"):
+        load_recommender(other, device="cpu")
 
 
 def test_weights_of_another_dataset_are_refused(shared_data, tmp_path):
     train(lastfm_config(shared_data, tmp_path / "run", epochs=1), show_progress=False)
-    run = load_run(tmp_path / "run", device="cpu")
-    from recforge.train.checkpoint import CheckpointInfo, load_weights
+    recommender = load_recommender(tmp_path / "run", device="cpu")
+    from recforge.checkpoint import CheckpointInfo, load_weights
 
     wrong = CheckpointInfo(
         model="lightgcn", num_users=10, num_items=20, split_hash="0" * 16, dataset="other", epoch=0
     )
     with pytest.raises(CheckpointError, match=r"field 'num_users' is 1889 but the current data/model has 10"):
-        load_weights(run.model, tmp_path / "run" / WEIGHTS_FILE, wrong)
+        load_weights({"model": recommender.model}, tmp_path / "run" / WEIGHTS_FILE, wrong)
 
 
 def test_time_budget_stops_training(shared_data, tmp_path):

@@ -89,6 +89,20 @@ def evaluation_queries(split: Split, fold: str, max_length: int) -> tuple[np.nda
     return users, left_padded_windows(indptr, items, users, max_length)
 
 
+def latest_histories(split: Split, users: np.ndarray, max_length: int) -> np.ndarray:
+    """The last ``max_length`` items of each user's whole known history (train, valid and test
+    merged in time order, as :func:`evaluation_queries` merges train and valid): the query a
+    deployed sequential model answers for a user today.
+
+    Returns:
+        (len(users), max_length) int64 left-padded sequence ids.
+    """
+    _check_count("latest_histories", "max_length", max_length, least=1)
+    history = Interactions.concatenate([split.train, split.valid, split.test])
+    indptr, items = history.sequences(split.num_users)
+    return left_padded_windows(indptr, items, np.asarray(users, dtype=np.int64), max_length)
+
+
 @dataclass(frozen=True)
 class SequenceExamples:
     """Shifted-target training windows, one row per window (see the module docstring).

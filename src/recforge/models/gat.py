@@ -27,12 +27,22 @@ to itself only) are added by each layer.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Annotated, Literal, cast
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv
+
+from recforge.config_base import ModelSettings
+
+
+class GATConfig(ModelSettings):
+    name: Literal["gat"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    num_layers: Annotated[int, Field(gt=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
 
 
 class GAT(nn.Module):

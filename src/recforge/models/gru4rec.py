@@ -12,9 +12,29 @@ bias, Xavier initialisation).
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
+
+from recforge.config_base import ModelSettings
+
+
+class GRU4RecConfig(ModelSettings):
+    """``max_length`` is the training window of the data path, not an encoder argument (a GRU
+    reads sequences of any length)."""
+
+    name: Literal["gru4rec"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    hidden_dim: Annotated[int, Field(gt=0)] = 128
+    num_layers: Annotated[int, Field(gt=0)] = 1
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
+    max_length: Annotated[int, Field(gt=0)] = 50
+
+    def encoder_arguments(self) -> dict[str, object]:
+        return self.model_dump(exclude={"name", "max_length"})
 
 
 class GRU4Rec(nn.Module):

@@ -13,11 +13,38 @@ shared space, rather than joint training, is what helps.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
+from recforge.config_base import ModelSettings
 from recforge.models.lightgcn import layer_mean_propagation
 from recforge.models.sasrec import SASRec
+
+
+class GSAUConfig(ModelSettings):
+    """A LightGCN and a SASRec sharing one item table (see :class:`GSAU`)."""
+
+    name: Literal["gsau"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    graph_layers: Annotated[int, Field(ge=0)] = 2
+    max_length: Annotated[int, Field(gt=0)] = 50
+    num_layers: Annotated[int, Field(gt=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+    inner_dim: Annotated[int, Field(gt=0)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    attention_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    shared_embeddings: bool = True
+    score_with: Literal["sequence", "graph", "both"] = Field(
+        "sequence",
+        description="which encoder ranks items: the sequence state against the item table (the "
+        "paper's choice), the LightGCN user against LightGCN items, or both (sum of cosines)",
+    )
+
+    def encoder_arguments(self) -> dict[str, object]:
+        return self.model_dump(exclude={"name", "score_with"})  # how it ranks, not what it is
 
 
 class GSAU(nn.Module):

@@ -14,10 +14,20 @@ mean of every layer including the free layer-0 embeddings:
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
 
+from recforge.config_base import ModelSettings
 from recforge.models.propagation import sparse_propagate
+
+
+class LightGCNConfig(ModelSettings):
+    name: Literal["lightgcn"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    num_layers: Annotated[int, Field(ge=0)] = 3
 
 
 class LightGCN(nn.Module):

@@ -6,8 +6,18 @@ loss term in :mod:`recforge.objectives` (BPR-MF, Rendle et al., UAI 2009, when t
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 from torch import Tensor, nn
+
+from recforge.config_base import ModelSettings
+
+
+class MFConfig(ModelSettings):
+    name: Literal["mf"]
+    dim: Annotated[int, Field(gt=0)] = 64
 
 
 class MF(nn.Module):

@@ -2,7 +2,7 @@ r"""Residual Graph Transformer with rationale-aware generative SSL (RGT; arXiv 2
 GFormer: Li et al., "Graph Transformer for Recommendation", SIGIR 2023).
 
 The encoder pieces live here; which graph each one sees during training (the rationale graph, its
-complement, the masked edges) is decided by :class:`recforge.train.rationale_task.RationaleTask`,
+complement, the masked edges) is decided by :class:`recforge.tasks.rationale.RationaleTask`,
 and the loss terms are in :mod:`recforge.objectives.rationale_terms`.
 
 * **Position encoding** (:class:`AnchorPositionEncoding`): every node aggregates messages from a
@@ -22,8 +22,8 @@ and the loss terms are in :mod:`recforge.objectives.rationale_terms`.
   through a learnable scalar gate that starts at 0 (as ReZero does for residual blocks), so a
   freshly initialised linear map cannot swamp LightGCN's small embeddings: the untrained decoder
   is the encoder, and training decides how much of each part to use.
-* **RGT** ties them to a LightGCN encoder over one (U+I, d) table, plus the student heads of
-  auto-distillation (one linear head per teacher view it mimics). The scored embeddings are the
+* **RGT** ties them to a LightGCN encoder over one (U+I, d) table. (The student heads of
+  auto-distillation are parameters of the ``distill`` term, not of the encoder.) The scored embeddings are the
   encoder's over the full graph; positions and the transformer act through rationale discovery
   and the masked autoencoder.
 
@@ -34,18 +34,59 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Annotated, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 from torch_geometric.utils import softmax as segment_softmax
 
+from recforge.config_base import ModelSettings
 from recforge.models.lightgcn import layer_mean_propagation
 
-STUDENT_VIEWS = ("final", "rationale", "complement")
 EDGE_SLICE = 32768
 """Edges whose attention logits are computed together (see :meth:`EdgeAttention.attention`)."""
+
+
+
+class RGTConfig(ModelSettings):
+    """Residual Graph Transformer (see :class:`RGT`); every part is a switch."""
+
+    name: Literal["rgt"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    num_layers: Annotated[int, Field(ge=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+    anchors: Annotated[int, Field(ge=1, description="anchor-set size A")] = 32
+    anchor_cutoff: Annotated[int, Field(ge=1, description="hop cut-off q of the anchor distances")] = 4
+    anchor_resample_every: Annotated[
+        int, Field(ge=0, description="epochs between anchor resamplings; 0 keeps the first set")
+    ] = 10
+    position_encoding: bool = True
+    masked_autoencoding: bool = True
+    rationale_ratio: Annotated[
+        float, Field(gt=0, lt=1, description="ρ_R: share of edges kept as rationale")
+    ] = 0.9
+    rationale_every: Annotated[
+        int, Field(ge=1, description="training steps between rationale resamplings")
+    ] = 10
+    extra_pair_ratio: Annotated[
+        float, Field(ge=0, lt=1, description="sampled non-edges attended to, as a share of |E|")
+    ] = 0.01
+    gumbel_temperature: Annotated[float, Field(gt=0)] = 1.0
+
+    def encoder_arguments(self) -> dict[str, object]:
+        """The encoder's own arguments; the anchor schedule and the rationale split belong to the
+        training task (:mod:`recforge.tasks.rationale`)."""
+        return {
+            "dim": self.dim,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "num_anchors": self.anchors,
+            "position_encoding": self.position_encoding,
+            "masked_autoencoding": self.masked_autoencoding,
+        }
 
 
 class AnchorPositionEncoding(nn.Module):
@@ -159,7 +200,6 @@ class RGT(nn.Module):
         self.position_gate = nn.Parameter(torch.zeros(()))
         self.transformer_gate = nn.Parameter(torch.zeros(()))
         self.masked_autoencoding = masked_autoencoding
-        self.students = nn.ModuleDict({view: nn.Linear(dim, dim) for view in STUDENT_VIEWS})
         self.register_buffer("anchor_ids", torch.zeros(num_anchors, dtype=torch.long))
         self.register_buffer("anchor_weights", torch.zeros(num_users + num_items, num_anchors))
         torch.set_rng_state(generator_state)
@@ -243,10 +283,6 @@ class RGT(nn.Module):
         """Attention summed over heads for each edge of ``edge_index`` (E,), on the
         topology-aware ego embeddings: what rationale discovery ranks edges by."""
         return self.transformer.attention(self.topology_aware(), edge_index[0], edge_index[1]).sum(-1)
-
-    def student(self, view: str, nodes: Tensor) -> Tensor:
-        """The auto-distillation student's guess of teacher ``view`` from ego rows ``nodes``."""
-        return self.students[view](nodes)
 
     def forward(self, normalized_adjacency: Tensor) -> tuple[Tensor, Tensor]:
         """The scored embeddings: the LightGCN encoder over ``normalized_adjacency``."""

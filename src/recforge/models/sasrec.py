@@ -17,12 +17,29 @@ weights :math:`\mathcal N(0, 0.02^2)`).
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
+from recforge.config_base import ModelSettings
+
 LAYER_NORM_EPS = 1e-12  # RecBole's SASRec value
+
+
+
+class SASRecConfig(ModelSettings):
+    name: Literal["sasrec"]
+    dim: Annotated[int, Field(gt=0)] = 64
+    max_length: Annotated[int, Field(gt=0)] = 50
+    num_layers: Annotated[int, Field(gt=0)] = 2
+    num_heads: Annotated[int, Field(gt=0)] = 2
+    inner_dim: Annotated[int, Field(gt=0)] = 256
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    attention_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.5
 
 
 class SASRec(nn.Module):

@@ -1,105 +1,139 @@
-"""Named recommendation loss terms over one training batch, so a config can weight any of them.
+"""Recommendation terms over query rows and their positive and negative items.
 
-Each term maps a :class:`TripletEmbeddings` (the batch's users, positives and sampled negatives,
-propagated and ego) to a scalar. ``objective.weights`` in the config picks terms by these names;
-:func:`recforge.objectives.combine.weighted_sum` adds them up and returns the parts to log.
+They read the generic fields of :class:`~recforge.objectives.outputs.BatchOutputs`, so they apply
+to any task that fills them: triplet batches of graph/CF encoders (queries are users), and, for
+the terms that need no sampled negatives, the sequence positions of sequential encoders.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from recforge.objectives.contrastive import alignment, first_occurrences, uniformity
+from recforge.objectives.outputs import BatchOutputs
 from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax, shared_negatives_softmax
 from recforge.objectives.regularization import l2_ego
+from recforge.objectives.sequential import next_item_bce
+from recforge.objectives.term import AlignmentParams, TemperatureParams, Term, TermParams, UniformityParams
 
 
-@dataclass(frozen=True)
-class TermParameters:
-    """Hyperparameters some terms read (temperatures, DirectAU exponents)."""
+class BPR(Term[TermParams]):
+    """:func:`~recforge.objectives.ranking.bpr` of each query against its positive and negatives."""
 
-    temperature: float = 0.2
-    alignment_alpha: float = 2.0
-    uniformity_t: float = 2.0
+    needs = frozenset({"queries", "positives", "negatives"})
+    summary = "Bayesian personalised ranking, mean over the sampled negatives"
 
-
-@dataclass(frozen=True)
-class TripletEmbeddings:
-    """One batch: ``user``/``positive`` (B, d), ``negatives`` (B, n, d); ``*_ego`` are the layer-0 rows
-    the L2 term penalises; ``user_ids``/``positive_ids`` (B,) and ``negative_ids`` (B, n) let terms
-    spot duplicates."""
-
-    user: Tensor
-    positive: Tensor
-    negatives: Tensor
-    user_ego: Tensor
-    positive_ego: Tensor
-    negatives_ego: Tensor
-    user_ids: Tensor
-    positive_ids: Tensor
-    negative_ids: Tensor
-
-    @classmethod
-    def gather(
-        cls,
-        users_all: Tensor,
-        items_all: Tensor,
-        ego_users: Tensor,
-        ego_items: Tensor,
-        users: Tensor,
-        positives: Tensor,
-        negatives: Tensor,
-    ) -> TripletEmbeddings:
-        """The batch's rows of the propagated (``*_all``) and layer-0 (``ego_*``) tables."""
-        user, positive, negative = users_all[users], items_all[positives], items_all[negatives]
-        if ego_users is users_all and ego_items is items_all:  # MF: output and ego tables are one
-            ego = (user, positive, negative)  # each gather's backward zero-fills a whole table
-        else:
-            ego = (ego_users[users], ego_items[positives], ego_items[negatives])
-        return cls(user, positive, negative, *ego, users, positives, negatives)
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return bpr(outputs["queries"], outputs["positives"], outputs["negatives"])
 
 
-def _uniformity_of_batch(batch: TripletEmbeddings, params: TermParameters) -> Tensor:
-    # DirectAU averages the uniformity of users and of items; each entity is counted once, as a
-    # repeated row would add zero-distance pairs that the loss can never push apart. A side with a
-    # single distinct row has no pairs (a tiny last batch): it is left out of the average.
-    sides = [
-        batch.user[first_occurrences(batch.user_ids)],
-        batch.positive[first_occurrences(batch.positive_ids)],
-    ]
-    values = [uniformity(side, t=params.uniformity_t) for side in sides if len(side) >= 2]
-    if not values:
-        return batch.user.sum() * 0.0  # keeps the graph (and device) without adding a gradient
-    return torch.stack(values).mean()
+class SampledSoftmax(Term[TemperatureParams]):
+    """:func:`~recforge.objectives.ranking.sampled_softmax` over the positive and own negatives."""
+
+    needs = frozenset({"queries", "positives", "negatives"})
+    Params = TemperatureParams
+    summary = "softmax over the positive and the row's own sampled negatives"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return sampled_softmax(
+            outputs["queries"],
+            outputs["positives"],
+            outputs["negatives"],
+            temperature=self.params.temperature,
+        )
 
 
-TERMS: dict[str, Callable[[TripletEmbeddings, TermParameters], Tensor]] = {
-    "bpr": lambda b, p: bpr(b.user, b.positive, b.negatives),
-    "softmax": lambda b, p: sampled_softmax(b.user, b.positive, b.negatives, temperature=p.temperature),
-    "shared_softmax": lambda b, p: shared_negatives_softmax(
-        b.user,
-        b.positive,
-        b.negatives.reshape(-1, b.negatives.shape[-1]),
-        temperature=p.temperature,
-        positive_ids=b.positive_ids,
-        negative_ids=b.negative_ids.reshape(-1),
-    ),
-    "in_batch_softmax": lambda b, p: in_batch_softmax(
-        b.user, b.positive, temperature=p.temperature, item_ids=b.positive_ids
-    ),
-    "alignment": lambda b, p: alignment(b.user, b.positive, alpha=p.alignment_alpha),
-    "uniformity": _uniformity_of_batch,
-    "l2": lambda b, p: l2_ego(b.user_ego, b.positive_ego, b.negatives_ego, batch_size=len(b.user_ids)),
-}
-"""Every term a config may weight, by name."""
+class SharedSoftmax(Term[TemperatureParams]):
+    """:func:`~recforge.objectives.ranking.shared_negatives_softmax`: every row against the whole
+    batch's negatives pooled, a row's own positive masked out of the pool."""
+
+    needs = frozenset({"queries", "positives", "negatives", "positive_ids", "negative_ids"})
+    Params = TemperatureParams
+    summary = "softmax over the positive and the batch's pooled negatives"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        negatives = outputs["negatives"]
+        return shared_negatives_softmax(
+            outputs["queries"],
+            outputs["positives"],
+            negatives.reshape(-1, negatives.shape[-1]),
+            temperature=self.params.temperature,
+            positive_ids=outputs["positive_ids"],
+            negative_ids=outputs["negative_ids"].reshape(-1),
+        )
 
 
-def compute_terms(
-    names: list[str] | tuple[str, ...], batch: TripletEmbeddings, params: TermParameters
-) -> dict[str, Tensor]:
-    """Evaluate just the named terms (unweighted ones cost nothing)."""
-    return {name: TERMS[name](batch, params) for name in names}
+class InBatchSoftmax(Term[TemperatureParams]):
+    """:func:`~recforge.objectives.ranking.in_batch_softmax`: the other rows' positives are the
+    negatives (copies of a row's own item excluded)."""
+
+    needs = frozenset({"queries", "positives", "positive_ids"})
+    Params = TemperatureParams
+    summary = "softmax against the other rows' positives"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return in_batch_softmax(
+            outputs["queries"],
+            outputs["positives"],
+            temperature=self.params.temperature,
+            item_ids=outputs["positive_ids"],
+        )
+
+
+class BinaryCrossEntropy(Term[TermParams]):
+    """:func:`~recforge.objectives.sequential.next_item_bce`: the positive scored as 1, each sampled
+    negative as 0 (SASRec's original loss)."""
+
+    needs = frozenset({"queries", "positives", "negatives"})
+    summary = "sigmoid cross-entropy: positive as 1, each sampled negative as 0"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return next_item_bce(outputs["queries"], outputs["positives"], outputs["negatives"])
+
+
+class Alignment(Term[AlignmentParams]):
+    """DirectAU alignment (:func:`~recforge.objectives.contrastive.alignment`) of each query and
+    its positive."""
+
+    needs = frozenset({"queries", "positives"})
+    Params = AlignmentParams
+    summary = "DirectAU alignment of query and positive on the sphere"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return alignment(outputs["queries"], outputs["positives"], alpha=self.params.alpha)
+
+
+class Uniformity(Term[UniformityParams]):
+    """DirectAU uniformity: the mean of the uniformity of the batch's distinct queries and of its
+    distinct positives.
+
+    Each entity is counted once, as a repeated row would add zero-distance pairs that the loss can
+    never push apart. A side with a single distinct row has no pairs (a tiny last batch): it is left
+    out of the average."""
+
+    needs = frozenset({"queries", "query_ids", "positives", "positive_ids"})
+    Params = UniformityParams
+    summary = "DirectAU uniformity of the distinct queries and distinct positives (mean)"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        queries = outputs["queries"]
+        sides = [
+            queries[first_occurrences(outputs["query_ids"])],
+            outputs["positives"][first_occurrences(outputs["positive_ids"])],
+        ]
+        values = [uniformity(side, t=self.params.t) for side in sides if len(side) >= 2]
+        if not values:
+            return queries.sum() * 0.0  # keeps the graph (and device) without adding a gradient
+        return torch.stack(values).mean()
+
+
+class L2(Term[TermParams]):
+    """:func:`~recforge.objectives.regularization.l2_ego` of the batch's layer-0 rows."""
+
+    needs = frozenset({"ego"})
+    summary = "half the squared norm of the batch's layer-0 rows, per query"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        query_ego = outputs["query_ego"]
+        return l2_ego(query_ego, outputs["positive_ego"], outputs["negative_ego"], batch_size=len(query_ego))

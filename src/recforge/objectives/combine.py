@@ -32,10 +32,10 @@ def weighted_sum(
         raise ConfigError("weighted_sum: no loss terms to combine")
     unweighted = sorted(terms.keys() - weights.keys())
     if unweighted:
-        raise ConfigError(f"loss terms {unweighted} have no weight in objective.weights")
+        raise ConfigError(f"loss terms {unweighted} have no weight in objective.terms")
     uncomputed = sorted(weights.keys() - terms.keys())
     if uncomputed:
-        raise ConfigError(f"objective.weights names {uncomputed}, but no such term was computed")
+        raise ConfigError(f"objective.terms names {uncomputed}, but no such term was computed")
     names = list(terms)
     total = weights[names[0]] * terms[names[0]]
     for name in names[1:]:

@@ -4,8 +4,9 @@ r"""RGT's self-supervised terms over one batch, next to the recommendation terms
 .. math::  L = L_{BPR} + \lambda_1 L_{rec} + \lambda_2 L_{CIR} + \lambda_3 L_{distill}
            + \lambda_4 L_{con} + L_2
 
-is ``objective.weights: {bpr: 1, reconstruction: λ1, cir: λ2, distill: λ3, contrast: λ4, l2: ...}``
-and each ablation is one weight left out.
+is ``objective.terms: {bpr: {weight: 1}, reconstruction: {weight: λ1}, cir: {weight: λ2},
+distill: {weight: λ3}, contrast: {weight: λ4}, l2: {weight: ...}}`` and each ablation is one term
+left out.
 
 * ``reconstruction`` (generative SSL): the decoder must recover the masked interactions. For a
   batch of masked (user, item) edges, a softmax over the batch's items of the dot products of the
@@ -20,87 +21,117 @@ and each ablation is one weight left out.
   bounded in [0, 1] and is minimal exactly at decorrelation.)
 * ``distill`` (auto-distillation): light student heads on the ego embeddings predict the teacher's
   final embeddings and both views; mean squared error against the *detached* teacher, averaged
-  over the views.
+  over the views. The heads are this term's own parameters (one ``Linear(d, d)`` per view):
+  trained, saved and resumed with the model, but not part of the encoder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
-from recforge.objectives.batch_terms import TERMS, TermParameters, TripletEmbeddings
+from recforge.objectives.outputs import BatchOutputs, TermContext
 from recforge.objectives.ranking import in_batch_softmax
+from recforge.objectives.term import TemperatureParams, Term, TermParams
+
+MASKED_EDGES = "masked_edges"
+RATIONALE_VIEWS = "rationale_views"
+COMPLEMENT_VIEWS = "complement_views"
+NODE_EGO = "node_ego"
+"""View names of RGT's task: each is computed only when a weighted term needs it."""
+
+STUDENT_VIEWS = ("final", "rationale", "complement")
 
 
 @dataclass(frozen=True)
-class RationaleOutputs:
-    """One RGT batch.
+class MaskedEdges:
+    """Decoded embeddings ``users``/``items`` (M, d) of M masked (user, item) edges, ``item_ids`` (M,)."""
 
-    ``triplet``: the recommendation batch (final embeddings, ego rows, ids). ``masked_users`` /
-    ``masked_items`` (M, d): decoded embeddings of M masked edges, ``masked_item_ids`` (M,).
-    ``rationale`` / ``complement`` / ``final`` (N, d): the two graph views and the final embedding
-    of the batch's N distinct nodes. ``students`` / ``teachers``: view name -> (N, d) prediction
-    and target (targets are detached by the term, not by the caller).
-    """
+    users: Tensor
+    items: Tensor
+    item_ids: Tensor
 
-    triplet: TripletEmbeddings
-    masked_users: Tensor | None
-    masked_items: Tensor | None
-    masked_item_ids: Tensor | None
-    rationale: Tensor
-    complement: Tensor
+
+@dataclass(frozen=True)
+class NodeRows:
+    """One (N, d) row per node of the batch's N distinct self-supervised nodes (a graph view, or the
+    ego table's rows)."""
+
+    rows: Tensor
+
+
+@dataclass(frozen=True)
+class RationaleViews:
+    """The batch's N distinct nodes in the scored full-graph encoding (``final``) and in the
+    rationale graph's (``rationale``), (N, d) each."""
+
     final: Tensor
-    students: dict[str, Tensor]
-    teachers: dict[str, Tensor]
+    rationale: Tensor
 
 
-def reconstruction(outputs: RationaleOutputs, params: TermParameters) -> Tensor:
-    if outputs.masked_users is None or outputs.masked_items is None:
-        raise ValueError("the reconstruction term needs masked edges: set model.masked_autoencoding: true")
-    # raw dot products, as the model is scored: GFormer's reconstruction is the softmax of u·i
-    return in_batch_softmax(
-        outputs.masked_users, outputs.masked_items, temperature=1.0, item_ids=outputs.masked_item_ids
-    )
+class Reconstruction(Term[TermParams]):
+    """The decoder must recover the masked interactions: in-batch softmax of the decoded user
+    against the decoded items (raw dot products at temperature 1, as GFormer's softmax of u·i)."""
+
+    needs = frozenset({MASKED_EDGES})
+    summary = "RGT: recover the masked edges (in-batch softmax of decoded user vs items)"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        masked = outputs.view(MASKED_EDGES, MaskedEdges)
+        return in_batch_softmax(masked.users, masked.items, temperature=1.0, item_ids=masked.item_ids)
 
 
-def contrast(outputs: RationaleOutputs, params: TermParameters) -> Tensor:
-    return in_batch_softmax(
-        F.normalize(outputs.rationale, dim=-1),
-        F.normalize(outputs.final, dim=-1),
-        temperature=params.temperature,
-    )
+class Contrast(Term[TemperatureParams]):
+    """InfoNCE of each node's rationale view against its final embedding, cosine / τ."""
+
+    needs = frozenset({RATIONALE_VIEWS})
+    Params = TemperatureParams
+    summary = "RGT: InfoNCE of rationale view vs final embedding per node"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        views = outputs.view(RATIONALE_VIEWS, RationaleViews)
+        return in_batch_softmax(
+            F.normalize(views.rationale, dim=-1),
+            F.normalize(views.final, dim=-1),
+            temperature=self.params.temperature,
+        )
 
 
-def independence(outputs: RationaleOutputs, params: TermParameters) -> Tensor:
-    return F.cosine_similarity(outputs.rationale, outputs.complement, dim=-1).square().mean()
+class Independence(Term[TermParams]):
+    """CIR: mean squared cosine between each node's rationale and complement views (0 when
+    orthogonal, at most 1)."""
+
+    needs = frozenset({RATIONALE_VIEWS, COMPLEMENT_VIEWS})
+    summary = "RGT CIR: mean squared cosine of rationale vs complement view"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        rationale = outputs.view(RATIONALE_VIEWS, RationaleViews).rationale
+        complement = outputs.view(COMPLEMENT_VIEWS, NodeRows).rows
+        return F.cosine_similarity(rationale, complement, dim=-1).square().mean()
 
 
-def distillation(outputs: RationaleOutputs, params: TermParameters) -> Tensor:
-    losses = [
-        F.mse_loss(outputs.students[view], outputs.teachers[view].detach()) for view in outputs.students
-    ]
-    return torch.stack(losses).mean()
+class Distillation(Term[TermParams]):
+    r"""Auto-distillation: a student head per teacher view maps the nodes' ego rows to a guess of
+    that view; :math:`\frac13 \sum_v \mathrm{MSE}(W_v e + b_v, \mathrm{sg}(t_v))` over the views
+    final, rationale and complement (sg: the teacher is detached)."""
 
+    needs = frozenset({RATIONALE_VIEWS, COMPLEMENT_VIEWS, NODE_EGO})
+    summary = "RGT: student heads on ego rows regress the detached final/rationale/complement views"
 
-RATIONALE_TERMS: dict[str, Callable[[RationaleOutputs, TermParameters], Tensor]] = {
-    "reconstruction": reconstruction,
-    "contrast": contrast,
-    "cir": independence,
-    "distill": distillation,
-}
-"""RGT's own terms, by name; RGT also takes every term of :data:`TERMS`."""
+    def __init__(self, params: TermParams, context: TermContext) -> None:
+        super().__init__(params, context)
+        self.students = nn.ModuleDict({view: nn.Linear(context.dim, context.dim) for view in STUDENT_VIEWS})
 
-
-def compute_rationale_terms(
-    names: list[str] | tuple[str, ...], outputs: RationaleOutputs, params: TermParameters
-) -> dict[str, Tensor]:
-    return {
-        name: RATIONALE_TERMS[name](outputs, params)
-        if name in RATIONALE_TERMS
-        else TERMS[name](outputs.triplet, params)
-        for name in names
-    }
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        views = outputs.view(RATIONALE_VIEWS, RationaleViews)
+        teachers = {
+            "final": views.final,
+            "rationale": views.rationale,
+            "complement": outputs.view(COMPLEMENT_VIEWS, NodeRows).rows,
+        }
+        ego = outputs.view(NODE_EGO, NodeRows).rows
+        losses = [F.mse_loss(self.students[view](ego), teachers[view].detach()) for view in STUDENT_VIEWS]
+        return torch.stack(losses).mean()

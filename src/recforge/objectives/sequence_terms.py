@@ -1,47 +1,58 @@
-"""Named next-item loss terms over one batch of sequence positions, for ``objective.weights``.
-
-The counterpart of :mod:`recforge.objectives.batch_terms` for sequential encoders: each term maps
-a :class:`NextItemOutputs` (the states at the batch's non-padding positions, their targets, sampled
-negatives and the item table) to a scalar.
-"""
+"""Next-item terms that score a query against the whole item table (sequential encoders, and any
+task that provides the item table)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Annotated
 
+from pydantic import Field
 from torch import Tensor
 
-from recforge.objectives.sequential import dros, next_item_bce, next_item_cross_entropy
+from recforge.objectives.outputs import BatchOutputs, TermContext
+from recforge.objectives.sequential import dros, dros_item_weights, next_item_cross_entropy
+from recforge.objectives.term import Term, TermParams
 
 
-@dataclass(frozen=True)
-class NextItemOutputs:
-    """``hidden`` (N, d) states at non-padding positions, ``targets`` (N,) 0-based next items,
-    ``negatives`` (N, k) 0-based sampled items (k may be 0), ``items`` (I, d) the item table and
-    ``item_weights`` (I,) DROS's popularity weights (None when DROS is not weighted)."""
+class CrossEntropy(Term[TermParams]):
+    """:func:`~recforge.objectives.sequential.next_item_cross_entropy`: softmax over every item."""
 
-    hidden: Tensor
-    targets: Tensor
-    negatives: Tensor
-    items: Tensor
-    item_weights: Tensor | None
+    needs = frozenset({"queries", "positive_ids", "items"})
+    summary = "softmax cross-entropy over the whole item table"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return next_item_cross_entropy(outputs["queries"], outputs["positive_ids"], outputs["items"])
 
 
-@dataclass(frozen=True)
-class SequenceTermParameters:
-    dros_beta: float = 1.0
+class DROSParams(TermParams):
+    beta: Annotated[float, Field(gt=0, allow_inf_nan=False, description="robust radius β")] = 1.0
+    exponent: Annotated[
+        float, Field(ge=0, allow_inf_nan=False, description="γ of the popularity weights")
+    ] = 0.05
 
 
-SEQUENCE_TERMS: dict[str, Callable[[NextItemOutputs, SequenceTermParameters], Tensor]] = {
-    "ce": lambda o, p: next_item_cross_entropy(o.hidden, o.targets, o.items),
-    "bce": lambda o, p: next_item_bce(o.hidden, o.items[o.targets], o.items[o.negatives]),
-    "dros": lambda o, p: dros(o.hidden, o.targets, o.items, _weights(o), beta=p.dros_beta),
-}
-"""Every next-item term a config may weight, by name."""
+class DROS(Term[DROSParams]):
+    """:func:`~recforge.objectives.sequential.dros` with the popularity weights of the task's
+    training positives (:func:`~recforge.objectives.sequential.dros_item_weights`), computed once."""
+
+    needs = frozenset({"queries", "positive_ids", "items"})
+    Params = DROSParams
+    summary = "DROS distributionally robust loss, weighted by training popularity"
+    item_weights: Tensor
+
+    def __init__(self, params: DROSParams, context: TermContext) -> None:
+        super().__init__(params, context)
+        weights = dros_item_weights(context.positive_counts.to(context.device), exponent=params.exponent)
+        # derived from the data at every start: not state to save
+        self.register_buffer("item_weights", weights, persistent=False)
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        return dros(
+            outputs["queries"],
+            outputs["positive_ids"],
+            outputs["items"],
+            self.item_weights,
+            beta=self.params.beta,
+        )
 
 
-def _weights(outputs: NextItemOutputs) -> Tensor:
-    if outputs.item_weights is None:
-        raise ValueError("the dros term needs item_weights (the task computes them when dros is weighted)")
-    return outputs.item_weights
+__all__ = ["DROS", "CrossEntropy", "DROSParams"]

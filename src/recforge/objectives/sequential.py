@@ -94,7 +94,7 @@ def dros(
     derives, :math:`\beta \log \mathbb E_{i \sim Q_0}[\exp(\ell_i / \beta)]
     = \beta \log \sum_i w_i \exp(\ell_i/\beta)`: the code puts the nominal weight inside the
     exponent and drops the outer :math:`\beta`. We keep the code's form, because DLLM2Rec's
-    published student numbers were produced with it; a weight in ``objective.weights`` plays the
+    published student numbers were produced with it; the term's ``weight`` in ``objective.terms`` plays the
     role of the outer factor.
 
     The reference code multiplies this term by ``alpha`` and adds it to the BCE loss: here that

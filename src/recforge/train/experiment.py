@@ -1,7 +1,7 @@
-"""Turn a validated config into the explicit pieces of one experiment: dataset, split, model.
+"""Turn a validated config into the data of one experiment: the cleaned dataset and its split.
 
 ``recforge train``, ``recforge evaluate`` and ``recforge quickstart`` all go through here, so the
-same config always yields the same data, split and encoder.
+same config always yields the same data and split (the encoder comes from :mod:`recforge.recipes`).
 """
 
 from __future__ import annotations
@@ -10,20 +10,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from recforge.config import ExperimentConfig, GRU4RecConfig, GSAUConfig, RGTConfig, SASRecConfig, SplitConfig
+from recforge.config import ExperimentConfig, SplitConfig
 from recforge.data.dataset import Dataset
 from recforge.data.filtering import deduplicate, k_core
 from recforge.data.registry import load_dataset
 from recforge.data.split import Split
 from recforge.data.splitting import load_or_create_split
-from recforge.errors import ConfigError
-from recforge.models.gru4rec import GRU4Rec
-from recforge.models.gsau import GSAU
-from recforge.models.registry import build_model
-from recforge.models.rgt import RGT
-from recforge.models.sasrec import SASRec
+from recforge.models.scoring import Scorer
+from recforge.objectives.objective import Objective, needs_of
+from recforge.recipes import graph_inputs, recipe_of
+from recforge.tasks.base import Task, TaskSetup
 
 
 @dataclass
@@ -33,19 +31,6 @@ class PreparedData:
     dataset: Dataset
     split: Split
     notes: list[str]
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU; anything else must be a device torch knows."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise ConfigError(f"train.device: '{name}' is not a device name (try auto, cpu, cuda)") from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: '{name}' asked for, but this torch sees no CUDA device")
-    return device
 
 
 def split_parameters(split: SplitConfig, seed: int) -> dict[str, object]:
@@ -83,34 +68,28 @@ def prepare_data(config: ExperimentConfig, split_path: Path) -> PreparedData:
     return PreparedData(dataset=dataset, split=split, notes=notes)
 
 
-def build_encoder(config: ExperimentConfig, num_users: int, num_items: int) -> nn.Module:
-    """The encoder the config names, with the config's hyperparameters as explicit arguments.
+@dataclass
+class Assembly:
+    """The pieces the recipe book builds for one experiment, wired together."""
 
-    Sequential encoders take no user count (a query is a sequence) and their hyperparameters were
-    validated by the config; ``max_length`` is the window of the data path, and of SASRec's
-    position table."""
-    params = config.model.model_dump(exclude={"name"})
-    if isinstance(config.model, SASRecConfig):
-        return SASRec(num_items=num_items, **params)
-    if isinstance(config.model, RGTConfig):
-        rgt = config.model
-        return RGT(
-            num_users=num_users,
-            num_items=num_items,
-            dim=rgt.dim,
-            num_layers=rgt.num_layers,
-            num_heads=rgt.num_heads,
-            num_anchors=rgt.anchors,
-            position_encoding=rgt.position_encoding,
-            masked_autoencoding=rgt.masked_autoencoding,
-        )
-    if isinstance(config.model, GSAUConfig):
-        params.pop("score_with")  # how the task ranks, not part of the encoder
-        return GSAU(num_users=num_users, num_items=num_items, **params)
-    if isinstance(config.model, GRU4RecConfig):
-        params.pop("max_length")
-        return GRU4Rec(num_items=num_items, **params)
-    return build_model(config.model.name, num_users=num_users, num_items=num_items, **params)
+    model: nn.Module
+    graph: dict[str, Tensor]
+    task: Task
+    objective: Objective
+    scorer: Scorer
+
+
+def assemble(config: ExperimentConfig, split: Split, device: torch.device) -> Assembly:
+    """Encoder, graph tensors, task, objective and scorer of ``config`` over ``split``.
+
+    The order is part of reproducibility: the encoder draws its weights from torch's RNG first,
+    then the objective its own (RGT's distillation heads)."""
+    recipe = recipe_of(config.model.name)
+    model = recipe.build(config.model, split.num_users, split.num_items).to(device)
+    graph = graph_inputs(recipe, model, split.csr("train"), device)
+    task = recipe.task(TaskSetup(model, split, config, device, needs_of(config.objective.terms), graph))
+    objective = Objective(config.objective.terms, task.context).to(device)
+    return Assembly(model, graph, task, objective, recipe.scorer(model, config.model, graph))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,55 +16,52 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from recforge.config import ExperimentConfig, RGTConfig
+from recforge.config_base import ModelSettings
 from recforge.data.anchors import anchor_hop_distances, anchor_weights, bipartite_adjacency, sample_anchors
 from recforge.data.graph import normalized_adjacency
 from recforge.data.sampling import TrainingBatches, TripletBatch
-from recforge.data.split import Split
 from recforge.errors import ConfigError
-from recforge.models.rgt import RGT, STUDENT_VIEWS
-from recforge.objectives.batch_terms import TermParameters, TripletEmbeddings
-from recforge.objectives.combine import weighted_sum
-from recforge.objectives.rationale_terms import RationaleOutputs, compute_rationale_terms
-from recforge.train.task_base import Batches, optimise
+from recforge.models.rgt import RGT, RGTConfig
+from recforge.objectives.outputs import BatchOutputs, TermContext
+from recforge.objectives.rationale_terms import (
+    COMPLEMENT_VIEWS,
+    MASKED_EDGES,
+    NODE_EGO,
+    RATIONALE_VIEWS,
+    MaskedEdges,
+    NodeRows,
+    RationaleViews,
+)
+from recforge.tasks.base import Batches, TaskSetup, check_needs, positive_counts
+from recforge.tasks.triplet import TRIPLET_OUTPUTS, triplet_outputs
 
 SSL_ROWS = 1024
 """At most this many batch nodes (and masked edges) enter the self-supervised terms each step: the
 in-batch softmaxes cost O(rows²), and 1024 rows already give each row 1023 negatives."""
 
 
-class _EpochAwareBatches:
-    """Training batches that remember which epoch the current pass is (anchors follow epochs)."""
-
-    def __init__(self, batches: TrainingBatches) -> None:
-        self.inner, self.current_epoch = batches, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.inner.set_epoch(epoch)
-
-    def __len__(self) -> int:
-        return len(self.inner)
-
-    def __iter__(self) -> Iterator[TripletBatch]:
-        self.current_epoch = self.inner.epoch
-        return iter(self.inner)
-
-
 class RationaleTask:
     """(user, positive, negatives) batches through RGT with rationale-aware masking."""
 
-    def __init__(self, model: nn.Module, split: Split, config: ExperimentConfig, device: torch.device):
+    @classmethod
+    def provides(cls, model: ModelSettings) -> frozenset[str]:
+        views = {RATIONALE_VIEWS, COMPLEMENT_VIEWS, NODE_EGO}
+        if isinstance(model, RGTConfig) and model.masked_autoencoding:
+            views.add(MASKED_EDGES)  # without the autoencoder nothing is decoded
+        return TRIPLET_OUTPUTS | views
+
+    def __init__(self, setup: TaskSetup) -> None:
+        model, split, config, device = setup.model, setup.split, setup.config, setup.device
         if not isinstance(model, RGT) or not isinstance(config.model, RGTConfig):
             raise TypeError(f"RationaleTask trains RGT, not '{config.model.name}'")
-        self.model, self.options, self.device = model, config.model, device
-        self.weights = config.objective.weights
+        check_needs("RationaleTask", setup.needs, self.provides(config.model))
+        self.model, self.options, self.device, self.needs = model, config.model, device, setup.needs
         self.seed = config.seed
         train = split.csr("train")
         train.sum_duplicates()
@@ -78,28 +75,58 @@ class RationaleTask:
         self.edge_users = torch.as_tensor(coo.row, dtype=torch.long, device=device)
         self.edge_items = torch.as_tensor(coo.col, dtype=torch.long, device=device)
         self.dtype = next(model.parameters()).dtype
-        self.full_adjacency = normalized_adjacency(train, dtype=self.dtype, device=device)
+        self.full_adjacency = setup.graph["normalized_adjacency"]
         self.graph_edges = self._both_directions(self.edge_users, self.edge_items)  # both ways, once
         self.anchor_graph = bipartite_adjacency(train) if model.position is not None else None
         self.anchor_round = -1
         self.anchor_seconds: list[float] = []
-        self.epochs = _EpochAwareBatches(
-            TrainingBatches(
-                split.train,
-                num_items=split.num_items,
-                batch_size=config.train.batch_size,
-                num_negatives=config.train.num_negatives,
-                seed=config.seed,
-            )
+        self.batches: Batches = TrainingBatches(
+            split.train,
+            num_items=split.num_items,
+            batch_size=config.train.batch_size,
+            num_negatives=config.train.num_negatives,
+            seed=config.seed,
         )
-        self.batches: Batches = self.epochs
+        self.context = TermContext(
+            num_users=split.num_users,
+            num_items=split.num_items,
+            dim=config.model.dim,
+            positive_counts=positive_counts(split.train.items, split.num_items, device),
+            device=device,
+        )
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
-        self.term_parameters = TermParameters(
-            temperature=config.objective.temperature,
-            alignment_alpha=config.objective.alignment_alpha,
-            uniformity_t=config.objective.uniformity_t,
-        )
-        self.steps = 0  # anchors are drawn at the first step: a reloaded model keeps its own
+        self.steps = 0
+        self.rationale: Tensor | None = None  # the current split of the edges, drawn at step 0
+        self.extra_users = self.extra_items = torch.zeros(0, dtype=torch.long, device=device)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def on_epoch(self, epoch: int) -> None:
+        self.batches.set_epoch(epoch)
+        self._update_anchors(epoch)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The generator, the step counter, the anchor round and the current rationale split (the
+        anchors themselves are model buffers, saved with the weights)."""
+        state = {
+            "generator": self.generator.get_state(),
+            "counters": torch.tensor([self.steps, self.anchor_round], dtype=torch.long),
+            "extra_users": self.extra_users.cpu(),
+            "extra_items": self.extra_items.cpu(),
+        }
+        if self.rationale is not None:
+            state["rationale"] = self.rationale.cpu()
+        return state
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.generator.set_state(state["generator"].cpu())
+        self.steps, self.anchor_round = (int(value) for value in state["counters"])
+        if "rationale" in state:
+            self._install_rationale(
+                state["rationale"].to(self.device),
+                state["extra_users"].to(self.device),
+                state["extra_items"].to(self.device),
+            )
 
     # -- graphs ------------------------------------------------------------------------------------
 
@@ -138,13 +165,12 @@ class RationaleTask:
     @torch.no_grad()
     def _update_rationale(self) -> None:
         """Score every interaction by attention and split the graph into G_R (top ρ_R·|E| under
-        Gumbel noise) and G_C; rebuild the encoder graphs and the decoder's edge list."""
+        Gumbel noise) and G_C."""
         num_edges = len(self.edge_users)
         extra = int(self.options.extra_pair_ratio * num_edges)
         extra_users = torch.randint(self.num_users, (extra,), generator=self.generator, device=self.device)
         extra_items = torch.randint(self.num_items, (extra,), generator=self.generator, device=self.device)
-        extra_edges = self._both_directions(extra_users, extra_items)
-        attended = torch.cat([self.graph_edges, extra_edges], dim=1)
+        attended = torch.cat([self.graph_edges, self._both_directions(extra_users, extra_items)], dim=1)
         importance = self.model.edge_importance(self._with_self_loops(attended))
         per_interaction = importance[:num_edges] + importance[num_edges : 2 * num_edges]  # u->i plus i->u
         uniform = torch.rand(num_edges, generator=self.generator, device=self.device).clamp_(1e-10, 1 - 1e-7)
@@ -153,51 +179,55 @@ class RationaleTask:
         kept = min(num_edges - 1, max(1, round(self.options.rationale_ratio * num_edges)))
         rationale = torch.zeros(num_edges, dtype=torch.bool, device=self.device)
         rationale[torch.topk(scores, kept).indices] = True
+        self._install_rationale(rationale, extra_users, extra_items)
+
+    def _install_rationale(self, rationale: Tensor, extra_users: Tensor, extra_items: Tensor) -> None:
+        """Rebuild the encoder graphs of G_R and G_C and the decoder's edge list (the masked edges
+        both ways, the sampled extra pairs, self-loops) from one split of the edges."""
+        self.rationale, self.extra_users, self.extra_items = rationale, extra_users, extra_items
         complement = ~rationale
         self.rationale_adjacency = self._adjacency(rationale)
         self.complement_adjacency = self._adjacency(complement)
         self.masked_users, self.masked_items = self.edge_users[complement], self.edge_items[complement]
-        decoder = torch.cat([self._both_directions(self.masked_users, self.masked_items), extra_edges], dim=1)
+        decoder = torch.cat(
+            [
+                self._both_directions(self.masked_users, self.masked_items),
+                self._both_directions(extra_users, extra_items),
+            ],
+            dim=1,
+        )
         self.decoder_edges = self._with_self_loops(decoder)
 
     # -- training ----------------------------------------------------------------------------------
 
-    def step(self, batch: TripletBatch, optimizer: torch.optim.Optimizer) -> dict[str, Tensor]:
-        self._update_anchors(self.epochs.current_epoch)
+    def outputs(self, batch: TripletBatch) -> BatchOutputs:
         if self.steps % self.options.rationale_every == 0:
             self._update_rationale()
         self.steps += 1
-        model, masking = self.model, self.options.masked_autoencoding
+        model, needs = self.model, self.needs
         users, positives, negatives = (
             t.to(self.device) for t in (batch.users, batch.positives, batch.negatives)
         )
 
-        # the recommendation loss sees what evaluation sees (the full-graph encoding); the masked
+        # the recommendation terms see what evaluation sees (the full-graph encoding); the masked
         # graph, the positions and the transformer feed the self-supervised terms only, as SGL keeps
         # its augmented views out of the main loss (RESULTS.md: each in the scored path cost LastFM
         # Recall@40)
         final = model.encode(self.full_adjacency)
         final_users, final_items = final.split([self.num_users, self.num_items])
         rationale_view = model.encode(self.rationale_adjacency)
-        ego_users, ego_items = model.initial_embeddings()
-        triplet = TripletEmbeddings.gather(
-            final_users, final_items, ego_users, ego_items, users, positives, negatives
+        outputs = triplet_outputs(
+            final_users, final_items, model.initial_embeddings, users, positives, negatives, needs
         )
         nodes = torch.unique(torch.cat([users, positives + self.num_users]))
         if len(nodes) > SSL_ROWS:
             nodes = nodes[torch.randperm(len(nodes), generator=self.generator, device=self.device)[:SSL_ROWS]]
-        needs_complement = "cir" in self.weights or "distill" in self.weights
-        complement_view = model.encode(self.complement_adjacency) if needs_complement else rationale_view
-        teachers = {
-            "final": final[nodes],
-            "rationale": rationale_view[nodes],
-            "complement": complement_view[nodes],
-        }
-        students = {}
-        if "distill" in self.weights:
-            students = {view: model.student(view, model.embedding[nodes]) for view in STUDENT_VIEWS}
-        masked_users = masked_items = masked_ids = None
-        if masking and "reconstruction" in self.weights:
+        outputs.views[RATIONALE_VIEWS] = RationaleViews(final=final[nodes], rationale=rationale_view[nodes])
+        if COMPLEMENT_VIEWS in needs:
+            outputs.views[COMPLEMENT_VIEWS] = NodeRows(model.encode(self.complement_adjacency)[nodes])
+        if NODE_EGO in needs:
+            outputs.views[NODE_EGO] = NodeRows(model.embedding[nodes])
+        if MASKED_EDGES in needs:
             # the autoencoder: encode the graph without the masked edges, decode along them
             count = min(len(users), SSL_ROWS)
             picks = torch.randint(
@@ -207,25 +237,7 @@ class RationaleTask:
             targets = torch.cat([self.masked_users[picks], masked_ids + self.num_users])
             decoded = model.decode(rationale_view, self.decoder_edges, targets)  # only these rows
             masked_users, masked_items = decoded.split(count)
-        outputs = RationaleOutputs(
-            triplet=triplet,
-            masked_users=masked_users,
-            masked_items=masked_items,
-            masked_item_ids=masked_ids,
-            rationale=teachers["rationale"],
-            complement=teachers["complement"],
-            final=teachers["final"],
-            students=students,
-            teachers=teachers,
-        )
-        terms = compute_rationale_terms(tuple(self.weights), outputs, self.term_parameters)
-        loss, parts = weighted_sum(terms, self.weights)
-        optimise(loss, optimizer)
-        return {"loss": loss.detach(), **parts}
-
-    @torch.no_grad()
-    def embeddings(self, fold: str) -> tuple[Tensor, Tensor]:
-        """The encoder over the full training graph (nothing is masked at inference)."""
-        self.model.eval()
-        users, items = self.model(self.full_adjacency)
-        return users, items
+            outputs.views[MASKED_EDGES] = MaskedEdges(
+                users=masked_users, items=masked_items, item_ids=masked_ids
+            )
+        return outputs

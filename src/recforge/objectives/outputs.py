@@ -1,0 +1,112 @@
+"""What a training task hands the objective for one batch, and what a term may know of the data.
+
+Every task returns one :class:`BatchOutputs`, whatever the model family: the batch's query rows
+(users for graph/CF models, sequence states for sequential ones) with their ids, the positive and
+negative items with theirs, the full item table when a term asks for it, the layer-0 ("ego") rows
+an L2 term penalises, and named extra views (GSAU's graph pairs, RGT's rationale graphs). A term
+declares the names it reads (:attr:`recforge.objectives.term.Term.needs`); a task declares the
+names it can fill (``Task.provides``); the config is refused when they do not meet, so a term never
+finds a field missing at step 1000.
+
+Field names (the strings of ``needs``/``provides``):
+
+=================  =============================================================================
+``query_ids``      (B,) int64: the user of each query row (graph/CF tasks)
+``queries``        (B, d): user rows, or sequence states at the batch's target positions
+``positive_ids``   (B,) int64: each row's positive item (0-based)
+``positives``      (B, d): the positive items' rows
+``negative_ids``   (B, n) int64: sampled negative items
+``negatives``      (B, n, d): their rows
+``items``          (I, d): the whole item table the queries are scored against
+``ego``            ``query_ego`` (B, d), ``positive_ego`` (B, d), ``negative_ego`` (B, n, d): layer-0 rows
+=================  =============================================================================
+
+Any other name is a view in :attr:`BatchOutputs.views`, read with :meth:`BatchOutputs.view`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import torch
+from torch import Tensor
+
+FIELDS = (
+    "query_ids",
+    "queries",
+    "positive_ids",
+    "positives",
+    "negative_ids",
+    "negatives",
+    "items",
+    "ego",
+)
+"""The named tensor fields of :class:`BatchOutputs` (``ego`` stands for the three ``*_ego`` rows)."""
+
+ViewType = TypeVar("ViewType")
+
+
+@dataclass
+class BatchOutputs:
+    """One batch's computed rows; fields a task does not provide stay ``None``."""
+
+    query_ids: Tensor | None = None
+    queries: Tensor | None = None
+    positive_ids: Tensor | None = None
+    positives: Tensor | None = None
+    negative_ids: Tensor | None = None
+    negatives: Tensor | None = None
+    items: Tensor | None = None
+    query_ego: Tensor | None = None
+    positive_ego: Tensor | None = None
+    negative_ego: Tensor | None = None
+    views: dict[str, object] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Tensor:
+        """The tensor field ``name``; a missing one is a task that broke its ``provides`` promise."""
+        value = getattr(self, name, None) if name in _TENSOR_FIELDS else None
+        if not isinstance(value, Tensor):
+            raise KeyError(f"the task computed no '{name}' for this batch (fields: {list(_TENSOR_FIELDS)})")
+        return value
+
+    def view(self, name: str, kind: type[ViewType]) -> ViewType:
+        """The extra view ``name``, checked to be a ``kind``."""
+        value = self.views.get(name)
+        if not isinstance(value, kind):
+            raise KeyError(f"the task computed no '{name}' view ({kind.__name__}) for this batch")
+        return value
+
+
+_TENSOR_FIELDS = (
+    "query_ids",
+    "queries",
+    "positive_ids",
+    "positives",
+    "negative_ids",
+    "negatives",
+    "items",
+    "query_ego",
+    "positive_ego",
+    "negative_ego",
+)
+
+
+@dataclass(frozen=True)
+class TermContext:
+    """What a term may know of the training data when it is built (never per batch).
+
+    Attributes:
+        num_users, num_items: the id space.
+        dim: the size of the rows in :class:`BatchOutputs` (a term with heads sizes them by it).
+        positive_counts: (I,) float32, how often each item is a training positive of this task
+            (interactions for graph/CF tasks, next-item targets for sequential ones): the
+            popularity DROS and a log-Q correction weigh by.
+        device: where the term's own tensors live.
+    """
+
+    num_users: int
+    num_items: int
+    dim: int
+    positive_counts: Tensor
+    device: torch.device

@@ -1,0 +1,124 @@
+"""The recipe book: one line per model name says how to build, train and score it.
+
+A recipe is the model's config class (its ``model:`` section), the encoder builder, the graph
+tensors its ``forward`` reads, the training task, and the scorer that ranks with it. The config
+schema, the trainer, ``recforge evaluate`` and
+:func:`~recforge.retrieval.recommender.load_recommender` all read this table, so adding a model is
+one model file (the encoder and its config class), one line here, and its configs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+from recforge.config_base import ModelSettings
+from recforge.data.graph import bipartite_edge_index, normalized_adjacency
+from recforge.errors import UnknownNameError
+from recforge.models.gat import GAT, GATConfig
+from recforge.models.gru4rec import GRU4Rec, GRU4RecConfig
+from recforge.models.gsau import GSAU, GSAUConfig
+from recforge.models.lightgcn import LightGCN, LightGCNConfig
+from recforge.models.mf import MF, MFConfig
+from recforge.models.rgt import RGT, RGTConfig
+from recforge.models.sasrec import SASRec, SASRecConfig
+from recforge.models.scoring import EmbeddingScorer, GraphSequenceScorer, Scorer, SequenceScorer
+from recforge.tasks.graph_sequence import GraphSequenceTask
+from recforge.tasks.rationale import RationaleTask
+from recforge.tasks.sequence import SequenceTask
+from recforge.tasks.triplet import TripletTask
+
+GraphBuilder = Callable[[sp.csr_matrix, torch.device, torch.dtype], dict[str, Tensor]]
+"""``(train matrix, device, float dtype) -> {forward argument: tensor}``, built once per split."""
+
+
+def no_graph(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+    return {}
+
+
+def adjacency_graph(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+    """:math:`D^{-1/2} A D^{-1/2}` of the bipartite training graph, as LightGCN propagates it."""
+    return {"normalized_adjacency": normalized_adjacency(train, dtype=dtype, device=device)}
+
+
+def edge_graph(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+    """Both directions of every training edge, as int64 node ids (no dtype to follow)."""
+    return {"edge_index": bipartite_edge_index(train, device=device)}
+
+
+def embedding_scorer(model: nn.Module, settings: ModelSettings, graph: dict[str, Tensor]) -> Scorer:
+    return EmbeddingScorer(model, graph)
+
+
+def sequence_scorer(model: nn.Module, settings: ModelSettings, graph: dict[str, Tensor]) -> Scorer:
+    assert isinstance(settings, SASRecConfig | GRU4RecConfig)  # the recipe pairs them
+    return SequenceScorer(model, settings.max_length)
+
+
+def graph_sequence_scorer(model: nn.Module, settings: ModelSettings, graph: dict[str, Tensor]) -> Scorer:
+    assert isinstance(settings, GSAUConfig)  # the recipe pairs them
+    return GraphSequenceScorer(model, graph["normalized_adjacency"], settings.max_length, settings.score_with)
+
+
+TaskClass = type[TripletTask] | type[SequenceTask] | type[GraphSequenceTask] | type[RationaleTask]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one model is built, trained and scored.
+
+    Attributes:
+        config: the class of its ``model:`` section (``name`` is a ``Literal`` of the recipe's key).
+        encoder: the encoder class, called as ``encoder(num_users=, num_items=, **arguments)``
+            (sequential encoders take no user count), arguments from
+            :meth:`ModelSettings.encoder_arguments`.
+        graph: the graph tensors ``forward`` (or the task) reads, from the training matrix.
+        task: the training task; its ``provides(settings)`` is checked against the terms' needs.
+        scorer: ``(model, settings, graph) -> Scorer``, how the trained encoder ranks.
+        takes_users: whether the encoder has a user table (sequential encoders do not).
+    """
+
+    config: type[ModelSettings]
+    encoder: type[nn.Module]
+    graph: GraphBuilder
+    task: TaskClass
+    scorer: Callable[[nn.Module, ModelSettings, dict[str, Tensor]], Scorer]
+    takes_users: bool = True
+
+    def build(self, settings: ModelSettings, num_users: int, num_items: int) -> nn.Module:
+        """The encoder ``settings`` describe, over ``num_users`` × ``num_items``."""
+        arguments: dict[str, Any] = settings.encoder_arguments()
+        if self.takes_users:
+            arguments["num_users"] = num_users
+        return self.encoder(num_items=num_items, **arguments)
+
+
+RECIPES: dict[str, Recipe] = {
+    "mf": Recipe(MFConfig, MF, no_graph, TripletTask, embedding_scorer),
+    "lightgcn": Recipe(LightGCNConfig, LightGCN, adjacency_graph, TripletTask, embedding_scorer),
+    "gat": Recipe(GATConfig, GAT, edge_graph, TripletTask, embedding_scorer),
+    "rgt": Recipe(RGTConfig, RGT, adjacency_graph, RationaleTask, embedding_scorer),
+    "sasrec": Recipe(SASRecConfig, SASRec, no_graph, SequenceTask, sequence_scorer, takes_users=False),
+    "gru4rec": Recipe(GRU4RecConfig, GRU4Rec, no_graph, SequenceTask, sequence_scorer, takes_users=False),
+    "gsau": Recipe(GSAUConfig, GSAU, adjacency_graph, GraphSequenceTask, graph_sequence_scorer),
+}
+"""Every model a config may name."""
+
+
+def recipe_of(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise UnknownNameError("model", name, list(RECIPES))
+    return RECIPES[name]
+
+
+def graph_inputs(
+    recipe: Recipe, model: nn.Module, train: sp.spmatrix | sp.sparray, device: torch.device
+) -> dict[str, Tensor]:
+    """The recipe's graph tensors for ``model`` (floats in the model's parameter dtype)."""
+    dtype = next(model.parameters()).dtype
+    return recipe.graph(sp.csr_matrix(train), device, dtype)

@@ -1,0 +1,1 @@
+"""Training tasks, one per model family: what a model computes for a batch (see ``tasks.base``)."""

@@ -1,0 +1,1 @@
+"""The training loop: data preparation, the optimiser, early stopping on valid, the single test."""
