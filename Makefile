@@ -19,11 +19,13 @@ install: $(STAMP)
 demo: install
 	$(BIN)/recforge quickstart
 
+# the suite, then the built wheel in a fresh venv from outside the tree (what a release user gets)
 test: install
 	$(BIN)/python -m pytest -q
+	bash scripts/wheel_smoke.sh $(BIN)/python
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/mypy
 
 bench-eval: install

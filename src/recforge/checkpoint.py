@@ -15,8 +15,7 @@ Two kinds live in a run directory:
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from recforge.errors import CheckpointError
+from recforge.files import atomic_write
 
 WEIGHTS_FILE = "model.safetensors"
 RESUME_DIR = "resume"
@@ -73,7 +73,7 @@ def module_tensors(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
 def save_weights(modules: Mapping[str, nn.Module], path: Path, info: CheckpointInfo) -> None:
     """Write the state of ``modules`` (``{"model": encoder, "objective": objective}``) to ``path``."""
     tensors = module_tensors(modules)
-    _atomic(path, lambda tmp: save_file(tensors, str(tmp), metadata=info.to_metadata()))
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=info.to_metadata()))
 
 
 def read_checkpoint_info(path: Path) -> CheckpointInfo:
@@ -167,7 +167,7 @@ def save_resume_state(
     tensors["rng.torch"] = torch.get_rng_state()
     progress = {"state": asdict(state), "param_groups": optimizer_state["param_groups"]}
     metadata = {**info.to_metadata(), "progress": json.dumps(progress)}
-    _atomic(directory / RESUME_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
+    atomic_write(directory / RESUME_FILE, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def load_resume_state(
@@ -222,10 +222,3 @@ def load_resume_state(
     task.load_state_dict({name[5:]: t for name, t in tensors.items() if name.startswith("task.")})
     torch.set_rng_state(tensors["rng.torch"])
     return state
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a temporary sibling, then rename: a crash mid-write never leaves a torn file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

@@ -41,6 +41,9 @@ def train(
     config: Annotated[Path, typer.Argument(help="YAML experiment file (see configs/).")],
     overrides: OverrideOption = None,
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/resume after an interruption.")] = False,
+    root: Annotated[
+        Path | None, typer.Option(help="Root of the named datasets (sets data.root; else $RECFORGE_DATA).")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train the experiment in CONFIG; write config, split, log, best weights and metrics to RUN_DIR."""
@@ -48,7 +51,8 @@ def train(
     from recforge.train.trainer import train as run_training
 
     try:
-        experiment = load_config(config, overrides or ())
+        root_override = [f"data.root={root.resolve()}"] if root is not None else []
+        experiment = load_config(config, [*root_override, *(overrides or ())])
         result = run_training(experiment, resume=resume, console=status, show_progress=progress)
     except RecforgeError as error:
         _fail(error)
@@ -190,8 +194,8 @@ def data_info(
     ] = None,
 ) -> None:
     """Read a dataset and print its size, sparsity and what it carries."""
-    from recforge.config import parse_override
     from recforge.data.registry import load_dataset
+    from recforge.yaml_settings import parse_override
 
     try:
         options: dict[str, object] = {}

@@ -19,6 +19,7 @@ from recforge.config_base import ModelSettings
 from recforge.config_base import Strict as _Strict
 from recforge.errors import ConfigError
 from recforge.objectives.term import TermParams
+from recforge.yaml_settings import ConfigLoader, parse_override
 
 MetricName = Literal["recall", "ndcg", "hit", "precision", "mrr", "map", "coverage"]
 
@@ -42,8 +43,11 @@ class SplitConfig(_Strict):
     @field_validator("ratios")
     @classmethod
     def _ratios_sum_to_one(cls, ratios: tuple[float, float, float]) -> tuple[float, float, float]:
-        if any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
-            raise ValueError(f"must be three non-negative fractions summing to 1, got {list(ratios)}")
+        if any(r <= 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+            raise ValueError(
+                f"must be three positive fractions (train, valid, test) summing to 1, got {list(ratios)}: "
+                "early stopping reads valid and the result is test, so neither may be empty"
+            )
         return ratios
 
 
@@ -109,7 +113,7 @@ def _term_settings(raw: object) -> dict[str, TermParams]:
                 elif problem["type"] == "missing":
                     message = "required key is missing"
                 else:
-                    message = problem["msg"]
+                    message = problem["msg"].removeprefix("Value error, ")
                 problems.append(f"objective.terms.{name}.{where}: {message}")
             raise ValueError("\n".join(problems)) from None
     if not settings:
@@ -146,8 +150,8 @@ class TrainConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    ks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [10, 20])
-    metrics: list[MetricName] = Field(default_factory=lambda: list(get_args(MetricName)))
+    ks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [10, 20], min_length=1)
+    metrics: list[MetricName] = Field(default_factory=lambda: list(get_args(MetricName)), min_length=1)
     batch_size: Annotated[int, Field(gt=0)] = 1024
     activity_slices: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [5, 20])
 
@@ -213,8 +217,8 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     except OSError as error:
         raise ConfigError(f"{path}: cannot read config ({error.strerror})") from error
     try:
-        raw = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
+        raw = yaml.load(text, Loader=ConfigLoader)
+        lines = _key_lines(yaml.compose(text, Loader=ConfigLoader))
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(raw, dict):
@@ -241,18 +245,6 @@ def config_from_dict(
         return ExperimentConfig.model_validate(data)
     except ValidationError as error:
         raise ConfigError(_describe(error, source, key_lines, overridden)) from None
-
-
-def parse_override(override: str) -> tuple[tuple[str, ...], Any]:
-    """``"model.dim=128"`` → (("model", "dim"), 128); the value is parsed as YAML (so 1e-3, [10, 20])."""
-    key, sep, value = override.partition("=")
-    if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
-        raise ConfigError(f"override '{override}': expected KEY.PATH=VALUE, e.g. model.dim=128")
-    try:
-        parsed = yaml.safe_load(value) if value.strip() else None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"override '{override}': value is not valid YAML ({error})") from error
-    return tuple(key.strip().split(".")), parsed
 
 
 def _assign(data: dict[str, Any], key_path: tuple[str, ...], value: Any, override: str) -> None:

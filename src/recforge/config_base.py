@@ -7,13 +7,38 @@ assembled from the recipe book of those classes.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import types
+from typing import Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic_core import InitErrorDetails
 
 
 class Strict(BaseModel):
-    """A settings section: ``extra="forbid"`` (a misspelt key is an error), frozen after validation."""
+    """A settings section: ``extra="forbid"`` (a misspelt key is an error), frozen after validation,
+    numbers finite (``.inf``/``.nan`` are refused), and no silent coercion between kinds: ``dim:
+    true`` is not 1, ``dim: 2.0`` is not 2, ``shared_embeddings: "yes"`` is not true."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _same_kind(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        problems = []
+        for name, value in data.items():
+            field = cls.model_fields.get(name)
+            problem = None if field is None else _kind_problem(_scalar_kinds(field.annotation), value)
+            if problem:
+                problems.append(
+                    InitErrorDetails(
+                        type="value_error", loc=(name,), input=value, ctx={"error": ValueError(problem)}
+                    )
+                )
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, problems)
+        return data
 
 
 class ModelSettings(Strict):
@@ -28,3 +53,33 @@ class ModelSettings(Strict):
     def encoder_arguments(self) -> dict[str, object]:
         """The hyperparameters as keyword arguments of the encoder (``name`` left out)."""
         return self.model_dump(exclude={"name"})
+
+
+def _scalar_kinds(annotation: Any) -> set[Any]:
+    """The scalar types a field annotation admits (``int | None`` -> {int, NoneType}); Literal
+    values count as their types, paths as ``"path"``, containers as nothing (their items are
+    checked by pydantic)."""
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return set().union(*(_scalar_kinds(arg) for arg in get_args(annotation)))
+    if origin is Literal:
+        return {type(arg) for arg in get_args(annotation)}
+    if origin is not None:  # Annotated is unwrapped by pydantic; list, dict, tuple: not scalars
+        return set()
+    if isinstance(annotation, type) and annotation.__name__.endswith("Path"):
+        return {"path"}
+    return {annotation}
+
+
+def _kind_problem(kinds: set[Any], value: Any) -> str | None:
+    """Why ``value`` is not of the scalar ``kinds`` a field admits, where pydantic would coerce it."""
+    numeric = bool(kinds & {int, float})
+    if isinstance(value, bool):
+        return f"must be a number, not the boolean {value}" if numeric and bool not in kinds else None
+    if isinstance(value, float) and int in kinds and float not in kinds:
+        return f"must be a whole number, got {value}"
+    if isinstance(value, str) and str not in kinds and "path" not in kinds and (numeric or bool in kinds):
+        return f"must be a {'number' if numeric else 'boolean'}, not the text {value!r}"
+    if bool in kinds and not kinds - {bool, type(None)} and value is not None:
+        return f"must be true or false, got {value!r}"
+    return None

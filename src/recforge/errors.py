@@ -49,3 +49,11 @@ class UnknownIdError(RecforgeError):
     def __init__(self, kind: str, raw_id: str, run_dir: str | Path):
         self.kind, self.raw_id = kind, raw_id
         super().__init__(f"unknown {kind} id '{raw_id}': {run_dir} has no {kind} by that id")
+
+
+class RunDirectoryError(RecforgeError):
+    """A run directory that cannot be used: in use by another writer, or not writable."""
+
+
+class TrainingDiverged(RecforgeError):  # noqa: N818 - the name the issue and users know
+    """A loss or a parameter became NaN or infinite: the run stops, and nothing is scored."""

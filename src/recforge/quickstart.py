@@ -14,14 +14,15 @@ import numpy as np
 import torch
 import yaml
 
-from recforge.config import ExperimentConfig, config_from_dict
+from recforge.config import ConfigLoader, ExperimentConfig, config_from_dict
 from recforge.evaluation.evaluator import ranked_items
 from recforge.train.trainer import TrainResult, train
 
 
 def quickstart_config(overrides: tuple[str, ...] = ()) -> ExperimentConfig:
     text = resources.files("recforge.configs").joinpath("quickstart.yaml").read_text()
-    return config_from_dict(yaml.safe_load(text), overrides, source="recforge/configs/quickstart.yaml")
+    raw = yaml.load(text, Loader=ConfigLoader)
+    return config_from_dict(raw, overrides, source="recforge/configs/quickstart.yaml")
 
 
 @dataclass(frozen=True)

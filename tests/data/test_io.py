@@ -85,3 +85,22 @@ def test_corrupt_gzip_is_a_format_error(tmp_path):
     path.write_bytes(gzip.compress(b"0 1 2 3\n" * 1000)[:50])
     with pytest.raises(DataFormatError, match=r"train\.txt\.gz: corrupt or truncated gzip file"):
         read_bytes(path)
+
+
+def test_a_directory_is_not_a_missing_file(tmp_path):
+    (tmp_path / "train.txt").mkdir()
+    with pytest.raises(DataFormatError, match=r"train\.txt: is a directory, expected a file"):
+        resolve_data_file(tmp_path / "train.txt")
+
+
+def test_nul_byte_is_refused_at_its_line(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"line one\nline\x00two\n")
+    with pytest.raises(DataFormatError, match=r"a\.txt:2: a NUL byte: this is binary data"):
+        read_text(path)
+
+
+def test_utf8_bom_is_dropped(tmp_path):
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"\xef\xbb\xbfuser_id\n")
+    assert read_text(path) == "user_id\n"

@@ -23,7 +23,7 @@ from recforge.data.movielens import (
     load_ml100k,
     ml100k_cache_dir,
 )
-from recforge.errors import DataFormatError, RecforgeError
+from recforge.errors import ConfigError, DataFormatError, RecforgeError
 
 real_download_recbole_wheel = movielens.download_recbole_wheel
 
@@ -246,3 +246,23 @@ def test_malformed_grouplens_item(tmp_path):
     (directory / "u.item").write_bytes(b"1|Toy Story (1995)|01-Jan-1995\n")
     with pytest.raises(DataFormatError, match=r"u\.item:1: expected 24 '\|'-separated fields, got 3"):
         load_ml100k(directory)
+
+
+@pytest.mark.parametrize(
+    ("line", "where"),
+    [("1\t2\t5", r"u\.data:3: expected 4 tab-separated fields"),
+     ("NaN\t2\t5\t1", r"u\.data:3: field 'user_id': expected an id"),
+     ("1\t2\tnan\t1", r"u\.data:3: field 'rating': expected a finite"),
+     ("1\t2\t5\tsoon", r"u\.data:3: field 'timestamp': expected a finite")],
+)
+def test_malformed_grouplens_rating_names_its_own_line(tmp_path, line, where):
+    """Issue 10: a bad u.data line is reported there, not in the temporary converted .inter file."""
+    directory = write_grouplens(tmp_path / "gl")
+    (directory / "u.data").write_text(f"1\t2\t5\t874965758\n\n{line}\n")
+    with pytest.raises(DataFormatError, match=where):
+        load_ml100k(directory)
+
+
+def test_options_are_checked():
+    with pytest.raises(ConfigError, match=r"load_ml100k: option 'cache_dir' must be a path or None, got 3"):
+        load_ml100k(cache_dir=3)

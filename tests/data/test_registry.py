@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from recforge.data import registry
 from recforge.data.registry import DATASETS, detect_format, load_dataset, read_path, resolve_data_root
-from recforge.errors import ConfigError, RecforgeError, UnknownNameError
+from recforge.errors import ConfigError, DataFormatError, RecforgeError, UnknownNameError
 
 
 def test_registered_names():
@@ -142,10 +142,51 @@ def test_txt_file_needs_a_format(tmp_path):
 def test_unknown_format(tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("1 1 2\n")
-    with pytest.raises(UnknownNameError, match=r"unknown format 'csv'; choose one of: atomic, gformer"):
+    with pytest.raises(UnknownNameError,
+                       match=r"unknown format 'csv'; choose one of: atomic, counted, gformer"):
         load_dataset(path, format="csv")
 
 
 def test_unrecognised_directory(tmp_path):
     with pytest.raises(RecforgeError, match=r"cannot tell the format of this directory"):
         load_dataset(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["users.txt", "users.dat", "users.txt.gz"])
+def test_counted_file_detected_by_content(tmp_path, name):
+    path = tmp_path / name
+    content = b"2 5 6\n0\n1 7\n"
+    path.write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    assert detect_format(path) == "counted"
+    assert load_dataset(path).num_users == 3
+
+
+def test_lightgcn_directory_of_counted_lines_is_refused(tmp_path):
+    (tmp_path / "train.txt").write_text("2 5 6\n1 7\n")
+    with pytest.raises(DataFormatError, match=r"train\.txt: every line's first field .*format 'counted'"):
+        load_dataset(tmp_path)
+    assert load_dataset(tmp_path, assume_user_ids=True).num_users == 3
+
+
+def test_options_of_the_wrong_type(tmp_path):
+    path = tmp_path / "seq.txt"
+    path.write_text("1 1 2\n")
+    with pytest.raises(ConfigError, match=r"read_path: option 'format' must be a string or None, got 3"):
+        load_dataset(path, format=3)
+    with pytest.raises(ConfigError,
+                       match=r"read_sequences: option 'id_base' must be the int 0 or 1, got 'abc'"):
+        load_dataset(path, format="sequences", id_base="abc")
+    with pytest.raises(ConfigError,
+                       match=r"load_dataset: option 'root' must be a path or None, got 7 \(int\)"):
+        load_dataset("gowalla", root=7)
+
+
+def test_a_missing_path_is_called_missing_not_an_unknown_name(tmp_path):
+    from recforge.data.registry import load_dataset
+    from recforge.errors import RecforgeError, UnknownNameError
+
+    missing = r"ratings\.csv: no such file or directory \(and not a named dataset"
+    with pytest.raises(RecforgeError, match=missing):
+        load_dataset(str(tmp_path / "ratings.csv"))
+    with pytest.raises(UnknownNameError, match="unknown dataset 'gowala'"):
+        load_dataset("gowala")

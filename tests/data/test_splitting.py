@@ -20,7 +20,7 @@ from recforge.data.splitting import (
     split_dataset,
     temporal_split,
 )
-from recforge.errors import ConfigError, RecforgeError, UnknownNameError
+from recforge.errors import ConfigError, DataFormatError, RecforgeError, UnknownNameError
 
 
 def make_dataset(users, items, timestamps=None, *, fold=None, num_users=None, num_items=None) -> Dataset:
@@ -296,9 +296,9 @@ def test_load_or_create_split_round_trip(tmp_path: Path):
     path = tmp_path / "splits" / "toy_random.npz"
     created = load_or_create_split(dataset, "random", path, ratios=(0.8, 0.1, 0.1), seed=11)
     assert path.is_file()
-    # a second call loads the file: another seed here changes nothing, which shows nothing was redrawn
-    loaded = load_or_create_split(dataset, "random", path, ratios=(0.8, 0.1, 0.1), seed=12)
+    loaded = load_or_create_split(dataset, "random", path, ratios=(0.8, 0.1, 0.1), seed=11)
     assert loaded.content_hash == created.content_hash
+    assert loaded.provenance == created.provenance
     assert loaded.protocol == created.protocol
     for name in ("train", "valid", "test"):
         assert np.array_equal(loaded.fold(name).timestamps, created.fold(name).timestamps)
@@ -307,12 +307,34 @@ def test_load_or_create_split_round_trip(tmp_path: Path):
 def test_load_or_create_split_refuses_a_file_for_other_data(tmp_path: Path):
     path = tmp_path / "split.npz"
     load_or_create_split(row_id_dataset(num_users=60), "leave_one_out", path)
-    other_data = r"split has 60 users, 500 items and \d+ interactions, but dataset 'toy' has 61"
+    other_data = r"this saved split was made from other data \(fingerprint [0-9a-f]{16}, now [0-9a-f]{16}\)"
     with pytest.raises(RecforgeError, match=other_data):
         load_or_create_split(row_id_dataset(num_users=61), "leave_one_out", path)
     same_sizes = row_id_dataset(num_users=60, max_per_user=30)  # same id space, fewer interactions
-    with pytest.raises(RecforgeError, match="it was made for other data"):
+    with pytest.raises(RecforgeError, match="made from other data"):
         load_or_create_split(same_sizes, "leave_one_out", path)
+
+
+def test_a_saved_split_is_refused_for_other_split_settings(tmp_path: Path):
+    # regression: only the counts were compared, so new ratios and seed silently reused the old folds
+    dataset = row_id_dataset()
+    path = tmp_path / "split.npz"
+    load_or_create_split(dataset, "random", path, ratios=(0.8, 0.1, 0.1), seed=2020)
+    changed = r"with ratios \[0.8, 0.1, 0.1\], not \[0.5, 0.1, 0.4\], with seed 2020, not 99"
+    with pytest.raises(RecforgeError, match=changed):
+        load_or_create_split(dataset, "random", path, ratios=(0.5, 0.1, 0.4), seed=99)
+    with pytest.raises(RecforgeError, match=r"by protocol 'random', not 'leave_one_out'.*delete the file"):
+        load_or_create_split(dataset, "leave_one_out", path)
+
+
+def test_a_torn_split_file_is_a_clean_error(tmp_path: Path):
+    dataset = row_id_dataset()
+    path = tmp_path / "split.npz"
+    load_or_create_split(dataset, "leave_one_out", path)
+    path.write_bytes(path.read_bytes()[:100])  # what a full disk left behind
+    with pytest.raises(DataFormatError, match=r"split.npz: not a readable recforge split file .*delete it"):
+        load_or_create_split(dataset, "leave_one_out", path)
+    assert not list(tmp_path.glob("*.partial"))
 
 
 def test_splits_scale_without_per_user_loops():

@@ -148,3 +148,23 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_held_out_ids_absent_from_training_are_counted_in_the_notes():
+    import numpy as np
+
+    from recforge.data.dataset import Interactions
+    from recforge.data.split import Split
+    from recforge.train.experiment import cold_start_notes
+
+    def part(users, items):
+        return Interactions(users=np.array(users), items=np.array(items))
+
+    split = Split(4, 6, part([0, 1], [0, 1]), part([0], [4]), part([3, 1], [5, 1]), protocol="given")
+    assert cold_start_notes(split) == [
+        "2 items of the valid/test folds never occur in train; they are kept and scored with untrained "
+        "embeddings (cold start)",
+        "1 users of the valid/test folds never occur in train; they are kept and scored with untrained "
+        "embeddings (cold start)",
+    ]
+    assert cold_start_notes(Split(2, 2, part([0, 1], [0, 1]), part([0], [1]), part([1], [0]), "given")) == []

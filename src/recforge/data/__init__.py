@@ -6,6 +6,7 @@ from recforge.data.movielens import load_ml100k
 from recforge.data.readers import (
     load_known_pickle,
     read_atomic,
+    read_counted,
     read_gformer,
     read_id_list,
     read_item_attributes,
@@ -33,6 +34,7 @@ __all__ = [
     "open_text",
     "read_atomic",
     "read_bytes",
+    "read_counted",
     "read_gformer",
     "read_id_list",
     "read_item_attributes",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import subprocess
@@ -31,6 +32,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -41,6 +43,8 @@ import platformdirs
 from recforge.data.dataset import Dataset
 from recforge.data.io import read_text
 from recforge.data.readers.atomic import read_atomic
+from recforge.data.readers.common import MISSING_MARKERS
+from recforge.data.readers.options import checked_options
 from recforge.errors import DataFormatError, RecforgeError
 
 logger = logging.getLogger(__name__)
@@ -76,6 +80,7 @@ class SourceUnavailableError(RecforgeError):
     """One source of a dataset could not be used; the loader moves on to the next one."""
 
 
+@checked_options()
 def load_ml100k(path: str | Path | None = None, *, cache_dir: str | Path | None = None) -> Dataset:
     """MovieLens-100K with ratings, timestamps, titles, and user age / gender / occupation.
 
@@ -124,6 +129,7 @@ def ml100k_cache_dir(cache_dir: str | Path | None = None) -> Path:
     return Path(root) / "datasets" / "ml-100k"
 
 
+@checked_options()
 def read_ml100k_directory(directory: Path) -> Dataset:
     """ML-100K from a directory of atomic files or of GroupLens files (converted on the fly)."""
     if _has_files(directory, ATOMIC_FILES):
@@ -169,11 +175,11 @@ def grouplens_to_atomic(source: Path, destination: Path) -> None:
     file gets RecBole's columns: title without the final ``(year)``, that year, genre names.
     """
     destination.mkdir(parents=True, exist_ok=True)
-    ratings = [line for line in read_text(source / "u.data").split("\n") if line.strip()]
-    for number, line in enumerate(ratings, start=1):
-        if line.count("\t") != 3:
-            raise DataFormatError(source / "u.data", "expected 4 tab-separated fields "
-                                  "'user item rating timestamp'", line=number)
+    ratings = []
+    for number, line in enumerate(read_text(source / "u.data").split("\n"), start=1):
+        if line.strip():
+            _check_rating_line(source / "u.data", number, line)
+            ratings.append(line)
     _write_lines(destination / "ml-100k.inter", _INTER_HEADER, ratings)
 
     items = []
@@ -188,6 +194,24 @@ def grouplens_to_atomic(source: Path, destination: Path) -> None:
 
     users = ["\t".join(fields) for _, fields in _pipe_rows(source / "u.user", 5)]
     _write_lines(destination / "ml-100k.user", _USER_HEADER, users)
+
+
+def _check_rating_line(path: Path, number: int, line: str) -> None:
+    """A ``u.data`` line checked here, at its own line, rather than in the converted temporary file."""
+    fields = line.split("\t")
+    if len(fields) != 4:
+        raise DataFormatError(path, "expected 4 tab-separated fields 'user item rating timestamp'",
+                              line=number)
+    for name, value in zip(("user_id", "item_id"), fields[:2], strict=True):
+        if not value.strip() or value.strip().lower() in MISSING_MARKERS:
+            raise DataFormatError(path, f"expected an id, got {value!r}", line=number, field=name)
+    for name, value in zip(("rating", "timestamp"), fields[2:], strict=True):
+        try:
+            finite = math.isfinite(float(value))
+        except ValueError:
+            finite = False
+        if not finite:
+            raise DataFormatError(path, f"expected a finite number, got {value!r}", line=number, field=name)
 
 
 def _split_title(text: str) -> tuple[str, str]:
@@ -274,7 +298,7 @@ def _extract(archive_bytes: bytes, members: dict[str, Path]) -> None:
         with zipfile.ZipFile(io.BytesIO(archive_bytes)) as archive:
             for member, target in members.items():
                 target.write_bytes(archive.read(member))
-    except (zipfile.BadZipFile, KeyError) as error:
+    except (zipfile.BadZipFile, KeyError, zlib.error, EOFError, NotImplementedError, RuntimeError) as error:
         raise SourceUnavailableError(f"unexpected archive ({error})") from error
 
 

@@ -23,14 +23,17 @@ from recforge.data.io import data_file_exists
 from recforge.data.movielens import load_ml100k, read_ml100k_directory
 from recforge.data.readers import (
     read_atomic,
+    read_counted,
     read_gformer,
     read_lightgcn,
     read_ml1m_seq,
     read_sequences,
     read_table,
 )
+from recforge.data.readers.common import looks_counted, read_integer_lines
+from recforge.data.readers.options import checked_options
 from recforge.data.readers.tabular import TABLE_SUFFIXES
-from recforge.errors import ConfigError, RecforgeError, UnknownNameError
+from recforge.errors import ConfigError, DataFormatError, RecforgeError, UnknownNameError
 
 DATA_ENV = "RECFORGE_DATA"
 
@@ -104,6 +107,7 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 
+@checked_options()
 def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **options: Any) -> Dataset:
     """Read a registered dataset by name, or any supported file or directory by path.
 
@@ -116,7 +120,7 @@ def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **
 
     Raises:
         UnknownNameError: neither a registered name nor an existing path.
-        ConfigError: an option the dataset or reader does not take.
+        ConfigError: an option the dataset or reader does not take, or one of the wrong type.
         RecforgeError: the data root is needed and cannot be found.
     """
     name = str(name_or_path)
@@ -135,6 +139,10 @@ def load_dataset(name_or_path: str | Path, *, root: str | Path | None = None, **
         return spec.load(directory, **options)
     path = _existing_path(Path(name_or_path), root)
     if path is None:
+        if "/" in name or Path(name).suffix:  # meant as a path, not as a name
+            raise RecforgeError(
+                f"{name}: no such file or directory (and not a named dataset: {', '.join(sorted(DATASETS))})"
+            )
         raise UnknownNameError("dataset", name, list(DATASETS))
     return read_path(path, **options)
 
@@ -182,6 +190,7 @@ def resolve_data_root(root: str | Path | None = None) -> Path:
 # --- reading a path ---------------------------------------------------------------------------------
 
 
+@checked_options()
 def _read_atomic_path(path: Path, **options: Any) -> Dataset:
     """An ``.inter`` file (or a directory holding one); ``.item`` / ``.user`` beside it are used."""
     if path.is_dir():
@@ -198,6 +207,7 @@ def _read_atomic_path(path: Path, **options: Any) -> Dataset:
     return read_atomic(path, **sides, **options)
 
 
+@checked_options()
 def _read_lightgcn_directory(path: Path, **options: Any) -> Dataset:
     """``train.txt`` (required), ``test.txt``, ``user_list.txt``, ``item_list.txt`` (each optional)."""
     if not path.is_dir():
@@ -211,6 +221,7 @@ def _read_lightgcn_directory(path: Path, **options: Any) -> Dataset:
     )
 
 
+@checked_options()
 def _read_ml100k_path(path: Path) -> Dataset:
     return read_ml100k_directory(path)
 
@@ -220,14 +231,19 @@ FORMATS: dict[str, Callable[..., Dataset]] = {
     "table": read_table,
     "lightgcn": _read_lightgcn_directory,
     "sequences": read_sequences,
+    "counted": read_counted,
     "gformer": read_gformer,
     "ml-1m-seq": read_ml1m_seq,
     "movielens-100k": _read_ml100k_path,
 }
 
 
+@checked_options()
 def read_path(path: str | Path, *, format: str | None = None, **options: Any) -> Dataset:
-    """Read a file or directory with the reader ``format`` names, or the one :func:`detect_format` picks."""
+    """Read a file or directory with the reader ``format`` names, or the one :func:`detect_format` picks.
+
+    Each reader checks the types of its own options (:mod:`recforge.data.readers.options`).
+    """
     path = Path(path)
     chosen = format or detect_format(path)
     if chosen not in FORMATS:
@@ -241,7 +257,12 @@ def read_path(path: str | Path, *, format: str | None = None, **options: Any) ->
 
 
 def detect_format(path: Path) -> str:
-    """The reader for ``path``, from its suffix (a file) or the files it holds (a directory)."""
+    """The reader for ``path``, from its suffix (a file) or the files it holds (a directory).
+
+    A ``.txt`` or ``.dat`` file (or one without a suffix) is ambiguous by name; it is taken as
+    ``counted`` when every line reads ``count item item ...``
+    (:func:`~recforge.data.readers.common.looks_counted`), and otherwise needs ``format=``.
+    """
     if path.is_dir():
         names = {p.name.removesuffix(".gz") for p in path.iterdir()}
         if "train.txt" in names:
@@ -264,7 +285,17 @@ def detect_format(path: Path) -> str:
         return "atomic"
     if suffix in TABLE_SUFFIXES and suffix != ".txt":
         return "table"
+    if suffix in (".txt", ".dat", "") and _is_counted_file(path):
+        return "counted"
     raise RecforgeError(
         f"{path}: cannot tell the format from the suffix '{suffix}' (a .txt file may be a LightGCN, a "
-        f"sequence or a tab-separated table file); pass format= one of {', '.join(FORMATS)}"
+        f"sequence, a counted or a tab-separated table file); pass format= one of {', '.join(FORMATS)}"
     )
+
+
+def _is_counted_file(path: Path) -> bool:
+    try:
+        lines = read_integer_lines(path, first_field="count", other_field="item_id")
+    except DataFormatError:  # not integers at all: some other format
+        return False
+    return looks_counted(lines)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +20,7 @@ import scipy.sparse as sp
 
 from recforge.data.dataset import Interactions
 from recforge.errors import DataFormatError
+from recforge.files import atomic_write
 
 FOLDS = ("train", "valid", "test")
 
@@ -39,6 +42,10 @@ class Split:
     valid: Interactions
     test: Interactions
     protocol: str
+    provenance: dict[str, object] | None = None
+    """What the split was made from and how (the data's fingerprint, the protocol and its
+    parameters; see :func:`recforge.data.splitting.split_provenance`): a saved split is reused only
+    for the same provenance. Not part of :attr:`content_hash`, which identifies the folds."""
 
     def fold(self, name: str) -> Interactions:
         if name not in FOLDS:
@@ -73,7 +80,8 @@ class Split:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write the split to ``path`` (``.npz``, arrays only). Returns the path written."""
+        """Write the split to ``path`` (``.npz``, arrays only), through a temporary file renamed into
+        place, so a crash or a full disk never leaves a torn split. Returns the path written."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, np.ndarray] = {}
@@ -90,10 +98,15 @@ class Split:
             "num_items": self.num_items,
             "protocol": self.protocol,
             "content_hash": self.content_hash,
+            "provenance": self.provenance,
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        with path.open("wb") as handle:
-            np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
+
+        def write(target: Path) -> None:
+            with target.open("wb") as handle:
+                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
+
+        atomic_write(path, write)
         return path
 
     @classmethod
@@ -112,12 +125,24 @@ class Split:
                     )
                     for name in FOLDS
                 }
-        except (OSError, KeyError, ValueError) as error:
-            raise DataFormatError(path, f"not a recforge split file ({error})") from error
+        except (
+            OSError,
+            KeyError,
+            ValueError,
+            EOFError,
+            RuntimeError,
+            NotImplementedError,
+            zlib.error,
+            zipfile.BadZipFile,
+        ) as error:
+            raise DataFormatError(
+                path, f"not a readable recforge split file ({error}); delete it to make the split anew"
+            ) from error
         split = cls(
             num_users=int(meta["num_users"]),
             num_items=int(meta["num_items"]),
             protocol=str(meta["protocol"]),
+            provenance=meta.get("provenance"),
             **folds,
         )
         if split.content_hash != meta["content_hash"]:

@@ -13,8 +13,10 @@ least one interaction stays in train; when the cap bites, test is served before 
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,28 +185,65 @@ def split_dataset(dataset: Dataset, protocol: str, **params: object) -> Split:
     return splitter(dataset, **params)
 
 
-def load_or_create_split(dataset: Dataset, protocol: str, path: str | Path, **params: object) -> Split:
-    """The split saved at ``path`` if there is one, else a new one made by ``protocol`` and saved there.
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """sha256 (16 hex digits) over the id space and every interaction (user, item, timestamp, and
+    the source's fold where it ships one): two datasets with the same fingerprint split alike."""
+    digest = hashlib.sha256(np.array([dataset.num_users, dataset.num_items], dtype=np.int64).tobytes())
+    inter = dataset.interactions
+    for column in (inter.users, inter.items, inter.timestamps, dataset.fold):
+        digest.update(b"|" if column is None else np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()[:16]
 
-    Reusing the file is what makes two runs comparable. A file made for other data is refused: its
-    user and item counts and its total number of interactions must equal the dataset's (every
-    protocol here puts each interaction in exactly one fold).
+
+def split_provenance(dataset: Dataset, protocol: str, **params: object) -> dict[str, object]:
+    """What a split of ``dataset`` by ``protocol`` with ``params`` is made from, JSON-ready."""
+    normalised = {
+        key: list(value) if isinstance(value, tuple) else value for key, value in sorted(params.items())
+    }
+    return {"data": dataset_fingerprint(dataset), "protocol": protocol, "params": normalised}
+
+
+def load_or_create_split(dataset: Dataset, protocol: str, path: str | Path, **params: object) -> Split:
+    """The split saved at ``path`` if it was made from this data by this protocol with these
+    parameters, else a new one, saved there when no file exists.
+
+    Reusing the file is what makes two runs comparable; reusing it for other data or settings would
+    train and test on folds the config does not describe, so a file with another provenance is an
+    error that says what differs.
     """
     path = Path(path)
+    provenance = split_provenance(dataset, protocol, **params)
     if not path.exists():
-        split = split_dataset(dataset, protocol, **params)
+        split = replace(split_dataset(dataset, protocol, **params), provenance=provenance)
         split.save(path)
         return split
     split = Split.load(path)
-    found = (split.num_users, split.num_items, len(split.train) + len(split.valid) + len(split.test))
-    expected = (dataset.num_users, dataset.num_items, len(dataset.interactions))
-    if found != expected:
+    if split.provenance != provenance:
         raise RecforgeError(
-            f"{path}: split has {found[0]} users, {found[1]} items and {found[2]} interactions, but "
-            f"dataset '{dataset.name}' has {expected[0]}, {expected[1]} and {expected[2]}; it was made "
-            "for other data (delete it to make a new split)"
+            f"{path}: this saved split was made {_differences(split.provenance, provenance)}; "
+            "delete the file (and the run directory's results with it) to split anew, or use "
+            "another output_dir"
         )
     return split
+
+
+def _differences(found: dict[str, object] | None, wanted: dict[str, object]) -> str:
+    if found is None:
+        return "by an older recforge that did not record how"
+    changes = []
+    if found.get("data") != wanted["data"]:
+        changes.append(f"from other data (fingerprint {found.get('data')}, now {wanted['data']})")
+    if found.get("protocol") != wanted["protocol"]:
+        changes.append(f"by protocol '{found.get('protocol')}', not '{wanted['protocol']}'")
+    found_params, wanted_params = _as_dict(found.get("params")), _as_dict(wanted["params"])
+    for key in sorted(set(found_params) | set(wanted_params)):
+        if found_params.get(key) != wanted_params.get(key):
+            changes.append(f"with {key} {found_params.get(key)}, not {wanted_params.get(key)}")
+    return ", ".join(changes) or "differently"
+
+
+def _as_dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
 
 
 def _split_by_fold(dataset: Dataset, fold: np.ndarray, protocol: str) -> Split:
@@ -272,4 +311,3 @@ def _rng(protocol: str, seed: int | None) -> np.random.Generator:
 
 def _percentages(ratios: Sequence[float]) -> str:
     return "/".join(f"{float(r) * 100:g}" for r in ratios)
-

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -65,7 +66,24 @@ def prepare_data(config: ExperimentConfig, split_path: Path) -> PreparedData:
         notes.append(str(report))
     params = split_parameters(data.split, config.split_seed)
     split = load_or_create_split(dataset, data.split.protocol, split_path, **params)
+    notes.extend(cold_start_notes(split))
     return PreparedData(dataset=dataset, split=split, notes=notes)
+
+
+def cold_start_notes(split: Split) -> list[str]:
+    """Say how many held-out users and items never occur in training: they stay in the id space
+    and are scored with embeddings no training step reached, which a user should know."""
+    notes = []
+    for kind, ids_of in (("items", lambda part: part.items), ("users", lambda part: part.users)):
+        trained = np.unique(ids_of(split.train))
+        held_out = np.unique(np.concatenate([ids_of(split.valid), ids_of(split.test)]))
+        unseen = np.setdiff1d(held_out, trained, assume_unique=True)
+        if len(unseen):
+            notes.append(
+                f"{len(unseen)} {kind} of the valid/test folds never occur in train; they are kept and "
+                "scored with untrained embeddings (cold start)"
+            )
+    return notes
 
 
 @dataclass

@@ -7,7 +7,6 @@ Everything a run produces goes to its run directory: ``config.yaml``, ``split.np
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -40,12 +40,13 @@ from recforge.checkpoint import (
 )
 from recforge.config import ExperimentConfig
 from recforge.device import resolve_device
-from recforge.errors import CheckpointError, ConfigError
+from recforge.errors import CheckpointError, ConfigError, TrainingDiverged
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
 from recforge.models.scoring import Scorer
 from recforge.objectives.objective import Objective
 from recforge.tasks.base import Task
 from recforge.train.experiment import PreparedData, assemble, count_parameters, prepare_data
+from recforge.train.run_directory import RunDirectory
 
 
 @dataclass
@@ -117,11 +118,25 @@ def train(
     """Run the experiment ``config`` describes and return its results.
 
     With ``resume=True`` the run continues from ``RUN_DIR/resume`` (the last finished epoch), with
-    the same batches and random state it would have had without the interruption.
+    the same batches and random state it would have had without the interruption; the config may
+    differ from the saved one only in ``train.epochs``, ``train.max_train_seconds`` and
+    ``train.num_threads``.
+
+    Everything is checked before anything is written: the run directory's lock, the resume
+    compatibility, the data and split, the model. A loss or parameter that turns NaN or infinite
+    stops the run with :class:`~recforge.errors.TrainingDiverged`, and no metrics are written.
     """
     console = console or Console(stderr=True)
-    run_dir = config.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunDirectory(config.run_dir) as run_dir:
+        return _train_locked(config, run_dir, resume=resume, console=console, show_progress=show_progress)
+
+
+def _train_locked(
+    config: ExperimentConfig, run: RunDirectory, *, resume: bool, console: Console, show_progress: bool
+) -> TrainResult:
+    run_dir = run.path
+    if resume:
+        _check_resumable(run_dir, config)
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
     seed_everything(config.seed)
@@ -129,12 +144,15 @@ def train(
 
     data = prepare_data(config, run_dir / "split.npz")
     split = data.split
-    if len(split.valid) == 0:
-        raise ConfigError(
-            f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no "
-            "validation interactions, and early stopping reads the validation fold only "
-            "(set data.split.valid_ratio)"
-        )
+    for note in data.notes:
+        console.print(f"data: {note}", highlight=False, soft_wrap=True)
+    for fold, needed_by in (("valid", "early stopping reads"), ("test", "the result is scored on")):
+        if len(split.fold(fold)) == 0:
+            raise ConfigError(
+                f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no "
+                f"{fold} interactions, and {needed_by} the {fold} fold "
+                "(check the data's files and data.split)"
+            )
     device = resolve_device(config.train.device)
     assembly = assemble(config, split, device)
     model, task, objective, scorer = assembly.model, assembly.task, assembly.objective, assembly.scorer
@@ -160,18 +178,15 @@ def train(
         dataset=data.dataset.name,
         epoch=-1,
     )
-    (run_dir / "config.yaml").write_text(config.to_yaml())
-    _write_id_maps(run_dir, data)
-
-    log_path = run_dir / "log.jsonl"
     if resume:
         state = load_resume_state(run_dir, modules, optimizer, task, info)
-        _truncate_log(log_path, state.next_epoch)
+        for note in run.truncate_log(state.next_epoch):
+            console.print(note, highlight=False, soft_wrap=True)
         console.print(
             f"resuming {run_dir} at epoch {state.next_epoch} (best so far: epoch {state.best_epoch})"
         )
     else:
-        log_path.unlink(missing_ok=True)  # a new run: an old log in this directory is stale
+        run.clear_results()  # an earlier run's results in this directory are not this run's
         state = TrainingState(
             next_epoch=0,
             global_step=0,
@@ -180,8 +195,11 @@ def train(
             evaluations_since_best=0,
             train_seconds=0.0,
         )
+    run.write_text("config.yaml", config.to_yaml())
+    run.write_json("id_maps.json", _id_maps(data))
 
     stopping_metric = config.train.early_stopping_metric
+    budget = config.train.max_train_seconds
     total_steps = config.train.epochs * len(batches)
     eval_seconds = 0.0
 
@@ -194,29 +212,36 @@ def train(
             objective.train()
             epoch_started = time.perf_counter()
             sums: dict[str, torch.Tensor] = {}
+            steps_run, out_of_time = 0, False
             progress.reset(batch_task, total=len(batches), description=f"epoch {epoch}")
             lr = _learning_rate(config, state.global_step, total_steps)
-            for batch in batches:
+            for step, batch in enumerate(batches):
                 lr = _learning_rate(config, state.global_step, total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                parts = training_step(task, objective, optimizer, batch)
+                try:
+                    parts = training_step(task, objective, optimizer, batch)
+                except _NonFiniteLossError as failure:
+                    raise _diverged(epoch, step, state.global_step, failure.parts, config) from None
                 state.global_step += 1
+                steps_run += 1
                 for name, part in parts.items():
                     sums[name] = sums[name] + part if name in sums else part
                 progress.advance(batch_task)
+                if budget is not None and state.train_seconds + time.perf_counter() - epoch_started >= budget:
+                    out_of_time = True  # checked between batches: the budget is not overrun by an epoch
+                    break
+            _check_parameters(modules, epoch, config)
             epoch_seconds = time.perf_counter() - epoch_started
             state.train_seconds += epoch_seconds
             record: dict[str, Any] = {
                 "epoch": epoch,
                 "train_seconds": round(epoch_seconds, 3),
                 "lr": lr,
-                **{name: float(value) / max(len(batches), 1) for name, value in sums.items()},
+                **{name: float(value) / max(steps_run, 1) for name, value in sums.items()},
             }
-            out_of_time = (
-                config.train.max_train_seconds is not None
-                and state.train_seconds >= config.train.max_train_seconds
-            )
+            if out_of_time and steps_run < len(batches):
+                record["steps"] = steps_run  # a partial epoch: the budget ended it
             last_epoch = epoch == config.train.epochs - 1 or out_of_time
             stop = out_of_time
             if (epoch + 1) % config.train.eval_every == 0 or last_epoch:
@@ -241,8 +266,7 @@ def train(
                     )
                 )
             state.history.append(record)
-            with log_path.open("a") as log:
-                log.write(json.dumps(record) + "\n")
+            run.append_log(record)
             state.next_epoch = epoch + 1
             save_resume_state(run_dir, modules, optimizer, task, state, _with_epoch(info, epoch))
             progress.advance(epoch_task)
@@ -282,8 +306,79 @@ def train(
         num_parameters=count_parameters(model),
         history=state.history,
     )
-    (run_dir / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2))
+    run.write_json("metrics.json", result.to_dict())
     return result
+
+
+RESUMABLE_CHANGES = frozenset({("train", "epochs"), ("train", "max_train_seconds"), ("train", "num_threads")})
+"""What a resumed run may set differently from the run it continues: how long, and how many threads."""
+
+
+def _check_resumable(run_dir: Path, config: ExperimentConfig) -> None:
+    """Refuse, before anything is written, a resume whose config differs from the saved one in
+    anything that would change what the continued run computes."""
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.is_file():
+        raise CheckpointError(
+            f"{run_dir}: no resumable state (no config.yaml); start the run without --resume"
+        )
+    try:
+        saved = yaml.safe_load(saved_path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise CheckpointError(f"{saved_path}: unreadable ({error}); start the run afresh") from error
+    current = yaml.safe_load(config.to_yaml())
+    differences = [
+        f"{'.'.join(path)}: {old!r} -> {new!r}"
+        for path, old, new in _config_differences(saved, current)
+        if path not in RESUMABLE_CHANGES and path != ("output_dir",)
+    ]
+    if differences:
+        raise ConfigError(
+            f"--resume: the config differs from the run in {run_dir} in what it computes: "
+            + "; ".join(differences)
+            + " (only train.epochs, train.max_train_seconds and train.num_threads may change; "
+            "start a new run in another output_dir for the rest)"
+        )
+
+
+def _config_differences(
+    old: object, new: object, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], object, object]]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in [*old, *(key for key in new if key not in old)]:
+            found += _config_differences(old.get(key), new.get(key), (*path, str(key)))
+        return found
+    return [] if old == new else [(path, old, new)]
+
+
+class _NonFiniteLossError(Exception):
+    def __init__(self, parts: dict[str, torch.Tensor]) -> None:
+        super().__init__("non-finite loss")
+        self.parts = parts
+
+
+def _diverged(
+    epoch: int, step: int, global_step: int, parts: dict[str, torch.Tensor], config: ExperimentConfig
+) -> TrainingDiverged:
+    culprits = [name for name, value in parts.items() if name != "loss" and not torch.isfinite(value)]
+    terms = ", ".join(f"'{name}' = {float(parts[name])}" for name in culprits) or "the weighted sum"
+    return TrainingDiverged(
+        f"training diverged at epoch {epoch}, step {step} (step {global_step} of the run): loss term "
+        f"{terms}; nothing was scored. Lower train.learning_rate (now {config.train.learning_rate}) "
+        "or the term weights"
+    )
+
+
+def _check_parameters(modules: dict[str, nn.Module], epoch: int, config: ExperimentConfig) -> None:
+    for prefix, module in modules.items():
+        for name, parameter in module.named_parameters():
+            if not bool(torch.isfinite(parameter).all()):
+                raise TrainingDiverged(
+                    f"training diverged in epoch {epoch}: parameter '{prefix}.{name}' holds NaN or "
+                    f"infinite values after the epoch's last step; nothing was scored. Lower "
+                    f"train.learning_rate (now {config.train.learning_rate})"
+                )
 
 
 def training_step(
@@ -293,6 +388,8 @@ def training_step(
     (to None: no zero-fill), backpropagate, update. Returns the total and the parts, detached:
     tensors, not floats, so summing them needs no device sync per step on CUDA."""
     loss, parts = objective(task.outputs(batch))
+    if not bool(torch.isfinite(loss)):  # one host sync a step: a NaN must not reach the weights
+        raise _NonFiniteLossError({"loss": loss.detach(), **parts})
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -315,23 +412,13 @@ def _with_epoch(info: CheckpointInfo, epoch: int) -> CheckpointInfo:
     return CheckpointInfo(**{**info.__dict__, "epoch": epoch})
 
 
-def _write_id_maps(run_dir: Path, data: PreparedData) -> None:
+def _id_maps(data: PreparedData) -> dict[str, Any]:
     """Raw ids (and item titles, where the data has them): what inference needs of the dataset."""
     dataset = data.dataset
     maps: dict[str, Any] = {"users": dataset.user_ids.tolist(), "items": dataset.item_ids.tolist()}
     if dataset.item_titles is not None:
         maps["item_titles"] = [str(title) for title in dataset.item_titles]
-    (run_dir / "id_maps.json").write_text(json.dumps(maps))
-
-
-def _truncate_log(log_path: Path, next_epoch: int) -> None:
-    """Drop log lines of epochs after the resume point (they ran, but their state was not saved)."""
-    if not log_path.exists():
-        return
-    kept = [
-        line for line in log_path.read_text().splitlines() if line and json.loads(line)["epoch"] < next_epoch
-    ]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    return maps
 
 
 def _progress(console: Console, enabled: bool) -> Progress:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recforge.data.readers.atomic import read_atomic, read_atomic_table
-from recforge.errors import DataFormatError
+from recforge.errors import ConfigError, DataFormatError
 
 INTER = (
     "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
@@ -141,3 +141,28 @@ def test_catalogue_id_listed_twice(tmp_path):
 def test_header_only(tmp_path):
     with pytest.raises(DataFormatError, match=r"a\.inter: no interactions"):
         read_atomic(write(tmp_path / "a.inter", "user_id:token\titem_id:token\n"))
+
+
+def test_missing_value_marker_id_and_non_finite_numbers(tmp_path):
+    """Issue 10, defect 1, in the atomic reader: "NaN" ids and NaN ratings/timestamps are refused."""
+    inter = tmp_path / "x.inter"
+    inter.write_text("user_id:token\titem_id:token\trating:float\nu\ti\t1\nnan\tj\t2\n")
+    with pytest.raises(DataFormatError, match=r"x\.inter:3: field 'user_id': 'nan' marks a missing value"):
+        read_atomic(inter)
+    inter.write_text("user_id:token\titem_id:token\trating:float\nu\ti\tNaN\n")
+    with pytest.raises(DataFormatError,
+                       match=r"x\.inter:2: field 'rating': expected a finite number, got 'NaN'"):
+        read_atomic(inter)
+
+
+def test_bom_and_blank_lines(tmp_path):
+    inter = tmp_path / "x.inter"
+    inter.write_bytes(b"\xef\xbb\xbfuser_id:token\titem_id:token\nu\ti\n\nv\ti\n")
+    dataset = read_atomic(inter)
+    assert dataset.user_ids.tolist() == ["u", "v"]
+    assert "x.inter: 1 blank lines skipped" in dataset.notes
+
+
+def test_options_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"read_atomic: option 'encoding': unknown encoding 'utf-9'"):
+        read_atomic(tmp_path / "x.inter", encoding="utf-9")

@@ -98,3 +98,18 @@ def test_missing_fold(shared_data, tmp_path):
     shutil.copy(shared_data / "gformer-lastfm" / "trnMat.pkl", directory)
     with pytest.raises(DataFormatError, match=r"gformer-lastfm: missing valMat\.npz or valMat\.pkl"):
         read_gformer(directory)
+
+
+def test_shape_far_beyond_the_entries_is_refused(tmp_path):
+    """Issue 10, defect 3 for matrices: a 2**40-row .npz was a MemoryError."""
+    matrix = sp.coo_matrix(([1.0], ([0], [1])), shape=(2**40, 2))
+    write_npz(tmp_path / "d", dict.fromkeys(FOLD_FILES, matrix))
+    with pytest.raises(DataFormatError,
+                       match=r"trnMat\.npz: field 'users': the matrix has 1099511627776 rows: "
+                       r"the file's ids are used as dense user indices"):
+        read_gformer(tmp_path / "d")
+
+
+def test_not_a_directory(tmp_path):
+    with pytest.raises(DataFormatError, match=r"nowhere: not a directory: a GFormer dataset is a directory"):
+        read_gformer(tmp_path / "nowhere")

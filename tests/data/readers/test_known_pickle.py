@@ -8,11 +8,8 @@ import pickle
 
 import pytest
 
-from recforge.data.readers.known_pickle import (
-    SPARSE_MATRIX_GLOBALS,
-    load_known_pickle,
-    manifest_checksums,
-)
+from recforge.data.readers import gformer, known_pickle, ml1m_seq
+from recforge.data.readers.known_pickle import SPARSE_MATRIX_GLOBALS, load_known_pickle
 from recforge.errors import DataFormatError
 
 
@@ -52,20 +49,32 @@ def test_class_outside_the_allow_list_never_runs(tmp_path):
     assert not marker.exists()
 
 
-def test_manifest_vouches_only_for_its_own_rows(tmp_path):
+def test_a_manifest_beside_the_data_vouches_for_nothing(tmp_path):
+    """Issue 10: whoever controls the data folder must not be able to allow-list their own pickle."""
     directory = tmp_path / "ds"
     directory.mkdir()
     sha = dump(directory / "a.pkl", [1])
-    (tmp_path / "MANIFEST.tsv").write_text(
-        "file\tbytes_on_disk\tuncompressed_sha256\n"
-        f"ds/a.pkl\t1\t{sha}\n"
-        f"other/b.pkl\t1\t{'f' * 64}\n"
-    )
-    assert manifest_checksums(directory / "a.pkl") == {sha}
-    assert load_known_pickle(directory / "a.pkl", set()) == [1]
-    assert manifest_checksums(directory / "b.pkl") == set()
+    manifest = f"file\tbytes_on_disk\tuncompressed_sha256\nds/a.pkl\t1\t{sha}\n"
+    (tmp_path / "MANIFEST.tsv").write_text(manifest)
+    (directory / "MANIFEST.tsv").write_text(manifest)
+    with pytest.raises(DataFormatError, match=rf"a\.pkl: not a known pickle \(sha256 {sha}\)"):
+        load_known_pickle(directory / "a.pkl", set())
+    assert not hasattr(known_pickle, "manifest_checksums")
+
+
+def test_checksums_are_package_constants():
+    for known in (gformer.KNOWN_GFORMER_SHA256, ml1m_seq.KNOWN_ML1M_SHA256):
+        assert isinstance(known, frozenset)
+        assert known
+        assert all(len(sha) == 64 and int(sha, 16) >= 0 for sha in known)
 
 
 def test_missing_file(tmp_path):
     with pytest.raises(DataFormatError, match=r"nothing\.pkl: no such file"):
         load_known_pickle(tmp_path / "nothing.pkl", set())
+
+
+def test_directory_instead_of_a_file(tmp_path):
+    (tmp_path / "d.pkl").mkdir()
+    with pytest.raises(DataFormatError, match=r"d\.pkl: is a directory, expected a pickle file"):
+        load_known_pickle(tmp_path / "d.pkl", set())

@@ -129,3 +129,52 @@ def test_id_list_must_be_a_permutation(tmp_path):
 def test_id_list_wrong_field_count(tmp_path):
     with pytest.raises(DataFormatError, match=r"user_list\.txt:3: expected 2 fields"):
         read_id_list(write(tmp_path / "user_list.txt", "org_id remap_id\na 0\nb c 1\n"))
+
+
+def test_repeated_user_note_counts_users_not_lines(tmp_path):
+    """Issue 10, defect 6: one user on three lines is one user (two extra lines), not two."""
+    dataset = read_lightgcn(write(tmp_path / "train.txt", "0 1\n0 2\n0 3\n1 0\n2 1\n2 0\n"))
+    assert "train.txt: 2 users have more than one line (3 extra lines, train fold); their items are " \
+           "combined" in dataset.notes
+
+
+def test_counted_shape_is_refused_unless_confirmed(tmp_path):
+    train = write(tmp_path / "train.txt", "1 5\n2 3 4\n")
+    with pytest.raises(DataFormatError, match=r"train\.txt: every line's first field equals the number of "
+                       r"ids after it \(all 2 lines\).*format 'counted'"):
+        read_lightgcn(train)
+    assert read_lightgcn(train, assume_user_ids=True).interactions.users.tolist() == [1, 2, 2]
+
+
+def test_counted_shape_test_file_is_refused_too(tmp_path):
+    train = write(tmp_path / "train.txt", "0 1 2\n1 0\n")
+    test = write(tmp_path / "test.txt", "1 0\n2 1 0\n")
+    with pytest.raises(DataFormatError, match=r"test\.txt: every line's first field"):
+        read_lightgcn(train, test)
+
+
+def test_huge_id_is_refused_before_any_allocation(tmp_path):
+    """Issue 10, defect 3: 2**40 used to be a MemoryError (an 8 TiB id table)."""
+    with pytest.raises(DataFormatError,
+                       match=r"train\.txt:2: field 'item_id': id 1099511627776 is too large: "
+                       r"the file's ids are used as dense item indices"):
+        read_lightgcn(write(tmp_path / "train.txt", f"0 1\n1 {2**40}\n"))
+    with pytest.raises(DataFormatError,
+                       match=r"train\.txt:1: field 'user_id': id 1099511627776 is too large"):
+        read_lightgcn(write(tmp_path / "train.txt", f"{2**40} 1\n"))
+
+
+def test_gaps_within_the_bound_are_allowed(tmp_path):
+    dataset = read_lightgcn(write(tmp_path / "train.txt", "0 1\n5000 900000\n"))
+    assert (dataset.num_users, dataset.num_items) == (5_001, 900_001)
+
+
+def test_blank_lines_are_noted(tmp_path):
+    dataset = read_lightgcn(write(tmp_path / "train.txt", "0 1\n\n1 0\n"))
+    assert "train.txt: 1 blank lines skipped" in dataset.notes
+
+
+def test_id_list_refuses_a_missing_value_marker(tmp_path):
+    with pytest.raises(DataFormatError,
+                       match=r"user_list\.txt:3: field 'org_id': 'NaN' marks a missing value"):
+        read_id_list(write(tmp_path / "user_list.txt", "org_id remap_id\na 0\nNaN 1\n"))

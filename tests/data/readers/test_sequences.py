@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recforge.data.readers.sequences import read_item_attributes, read_sequences
-from recforge.errors import DataFormatError
+from recforge.errors import ConfigError, DataFormatError
 
 
 def write(path, text):
@@ -96,3 +96,53 @@ def test_attribute_zero_is_rejected(tmp_path):
 def test_attributes_not_json(tmp_path):
     with pytest.raises(DataFormatError, match=r"attrs\.json:2: not valid JSON"):
         read_item_attributes(write(tmp_path / "attrs.json", '{"1": [1],\n oops}'), num_items=1)
+
+
+@pytest.mark.parametrize(("id_base", "shown"),
+                         [("abc", r"'abc' \(str\)"), (True, r"True \(bool\)"), (2, "2")])
+def test_id_base_is_checked(tmp_path, id_base, shown):
+    """Issue 10, defect 2: id_base=abc used to be a numpy ufunc error."""
+    path = write(tmp_path / "seq.txt", "1 1 2\n")
+    with pytest.raises(ConfigError,
+                       match=rf"read_sequences: option 'id_base' must be the int 0 or 1, got {shown}"):
+        read_sequences(path, id_base=id_base)
+
+
+def test_huge_id_is_refused(tmp_path):
+    with pytest.raises(DataFormatError, match=r"seq\.txt:2: field 'item_id': id 1099511627776 is too large"):
+        read_sequences(write(tmp_path / "seq.txt", f"1 1 2\n2 {2**40}\n"))
+
+
+def test_counted_shape_is_refused_unless_confirmed(tmp_path):
+    path = write(tmp_path / "seq.txt", "2 5 6\n1 7\n3 1 2 3\n")
+    with pytest.raises(DataFormatError, match=r"seq\.txt: every line's first field equals the number of ids "
+                       r"after it"):
+        read_sequences(path, id_base=0)
+    assert read_sequences(path, id_base=0, assume_user_ids=True).num_users == 4
+
+
+def test_attribute_key_given_twice(tmp_path):
+    attributes_file = write(tmp_path / "attrs.json", '{"1": [1],\n "2": [2],\n "1": [3]}')
+    with pytest.raises(DataFormatError, match=r"attrs\.json:3: field 'item_id': item 1 appears twice"):
+        read_item_attributes(attributes_file, num_items=2)
+
+
+@pytest.mark.parametrize("values", ["[true]", "[100000000000000000000000]", "{}", "[1.0]"])
+def test_attribute_values_must_be_positive_int64(tmp_path, values):
+    attributes_file = write(tmp_path / "attrs.json", f'{{"1": {values}}}')
+    with pytest.raises(DataFormatError, match=r"field 'attributes': item 1: expected a list of positive"):
+        read_item_attributes(attributes_file, num_items=1)
+
+
+def test_attribute_item_given_twice_under_two_spellings(tmp_path):
+    attributes_file = write(tmp_path / "attrs.json", '{"1": [1],\n "01": [3]}')
+    with pytest.raises(DataFormatError,
+                       match=r"attrs\.json:2: field 'item_id': item 01 appears twice \(also as 1\)"):
+        read_item_attributes(attributes_file, num_items=2)
+
+
+def test_attribute_table_too_large_to_pad(tmp_path):
+    attributes_file = write(tmp_path / "attrs.json", json.dumps({"1": list(range(1, 3_000))}))
+    with pytest.raises(DataFormatError, match=r"field 'attributes': the longest list \(2999 ids\) would "
+                       r"make a padded table of 299,900,000 cells"):
+        read_item_attributes(attributes_file, num_items=100_000)

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from recforge.data.readers.tabular import read_table
-from recforge.errors import DataFormatError
+from recforge.errors import ConfigError, DataFormatError
 
 
 def write(path, text):
@@ -101,3 +101,96 @@ def test_parquet_null_names_the_row(tmp_path):
 def test_unknown_suffix(tmp_path):
     with pytest.raises(DataFormatError, match=r"r\.xlsx: unknown table suffix '\.xlsx'"):
         read_table(write(tmp_path / "r.xlsx", "x"))
+
+
+@pytest.mark.parametrize("marker", ["NaN", "nan", "NULL", "N/A", "None"])
+def test_missing_value_marker_is_not_an_id(tmp_path, marker):
+    """Issue 10, defect 1: "NaN" used to become a user called "NaN"."""
+    path = write(tmp_path / "r.csv", f"user_id,item_id\na,x\n{marker},y\n")
+    with pytest.raises(DataFormatError,
+                       match=rf"r\.csv:3: field 'user_id': '{marker}' marks a missing value"):
+        read_table(path)
+
+
+def test_parquet_nan_ids_are_refused(tmp_path):
+    frame = pl.DataFrame({"user_id": ["a", "b"], "item_id": [1.0, float("nan")]})
+    frame.write_parquet(tmp_path / "r.parquet")
+    with pytest.raises(DataFormatError, match=r"r\.parquet: field 'item_id': row 1: NaN is not an id"):
+        read_table(tmp_path / "r.parquet")
+
+
+@pytest.mark.parametrize(("column", "value"),
+                         [("t", "NaN"), ("t", "inf"), ("stars", "nan"), ("stars", "-inf")])
+def test_non_finite_timestamps_and_ratings_are_refused(tmp_path, column, value):
+    path = write(tmp_path / "r.csv", f"user_id,item_id,t,stars\na,x,1,2\nb,y,{value if column == 't' else 1},"
+                 f"{value if column == 'stars' else 2}\n")
+    with pytest.raises(DataFormatError, match=rf"r\.csv:3: field '{column}': expected a finite number"):
+        read_table(path, timestamp="t", rating="stars")
+
+
+@pytest.mark.parametrize(("row", "count"), [("b,y,z", 3), ("b", 1)])
+def test_ragged_row_names_its_line(tmp_path, row, count):
+    """Issue 10, defect 5: a long row was a polars error without a line; a short one passed silently."""
+    path = write(tmp_path / "r.csv", f"user_id,item_id\na,x\n\n{row}\n")
+    with pytest.raises(DataFormatError,
+                       match=rf"r\.csv:4: expected 2 fields \(as the header has\), got {count}"):
+        read_table(path)
+
+
+def test_quoted_fields_keep_true_line_numbers(tmp_path):
+    path = write(tmp_path / "r.csv", 'user_id,item_id,note\na,x,"one\ntwo, three"\nb,,z\n')
+    with pytest.raises(DataFormatError, match=r"r\.csv:4: field 'item_id': empty value"):
+        read_table(path)
+    path = write(tmp_path / "r.csv", 'user_id,item_id,note\na,x,"one\ntwo, three"\nb,y,"z"\n')
+    assert read_table(path).user_ids.tolist() == ["a", "b"]
+
+
+def test_duplicate_header_name(tmp_path):
+    with pytest.raises(DataFormatError,
+                       match=r"r\.csv:1: field 'item_id': column appears twice in the header"):
+        read_table(write(tmp_path / "r.csv", "user_id,item_id,item_id\na,x,y\n"))
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [([[1, 2]], r"List\(Int64\)"), ([{"k": 1}], r"Struct\(\{'k': Int64\}\)"), ([b"\x00"], "Binary")],
+)
+def test_non_scalar_parquet_column(tmp_path, values, dtype):
+    """Issue 10, defect 4: a list column mapped as an id was a polars InvalidOperationError."""
+    pl.DataFrame({"user_id": values, "item_id": ["x"]}).write_parquet(tmp_path / "r.parquet")
+    with pytest.raises(DataFormatError,
+                       match=rf"r\.parquet: field 'user_id': column has type {dtype}; a user "
+                       r"column must hold text, integers or numbers"):
+        read_table(tmp_path / "r.parquet")
+
+
+def test_separator_by_name_and_a_bad_one(tmp_path):
+    """Issue 10, defect 2: separator=tab was a polars ValueError."""
+    path = write(tmp_path / "r.csv", "user_id|item_id\na|x\n")
+    assert read_table(path, separator="pipe").item_ids.tolist() == ["x"]
+    with pytest.raises(ConfigError,
+                       match=r"read_table: option 'separator' must be one of tab, comma, semicolon, "
+                       r"space, pipe"):
+        read_table(path, separator="bar")
+
+
+def test_integer_column_names_as_yaml_gives_them(tmp_path):
+    path = write(tmp_path / "r.csv", "1,2,3\na,x,5\n")
+    dataset = read_table(path, user=1, item=2, rating=3)
+    assert dataset.user_ids.tolist() == ["a"]
+    assert dataset.interactions.ratings.tolist() == [5.0]
+
+
+def test_integer_timestamps_keep_every_digit(tmp_path):
+    nanoseconds = 1_600_000_000_123_456_789  # float64 would round the last digits away
+    path = write(tmp_path / "r.csv", f"user_id,item_id,t\na,x,{nanoseconds}\n")
+    assert read_table(path, timestamp="t").interactions.timestamps.tolist() == [nanoseconds]
+    frame = pl.DataFrame({"user_id": ["a"], "item_id": ["x"], "t": [nanoseconds]})
+    frame.write_parquet(tmp_path / "r.parquet")
+    assert read_table(tmp_path / "r.parquet", timestamp="t").interactions.timestamps.tolist() == [nanoseconds]
+
+
+def test_blank_lines_are_noted(tmp_path):
+    dataset = read_table(write(tmp_path / "r.csv", "\nuser_id,item_id\na,x\n\n  \nb,y\n"))
+    assert "r.csv: 3 blank lines skipped" in dataset.notes
+    assert dataset.user_ids.tolist() == ["a", "b"]

@@ -1,6 +1,7 @@
 """One reader per on-disk format; each returns a :class:`~recforge.data.dataset.Dataset`."""
 
 from recforge.data.readers.atomic import read_atomic
+from recforge.data.readers.counted import read_counted
 from recforge.data.readers.gformer import read_gformer
 from recforge.data.readers.known_pickle import load_known_pickle
 from recforge.data.readers.lightgcn import read_id_list, read_lightgcn
@@ -11,6 +12,7 @@ from recforge.data.readers.tabular import read_table
 __all__ = [
     "load_known_pickle",
     "read_atomic",
+    "read_counted",
     "read_gformer",
     "read_id_list",
     "read_item_attributes",

@@ -26,7 +26,14 @@ import polars as pl
 
 from recforge.data.dataset import Dataset, Interactions, dense_ids
 from recforge.data.io import read_text, resolve_data_file
-from recforge.data.readers.common import duplicate_note, padded_strings
+from recforge.data.readers import options as checks
+from recforge.data.readers.common import (
+    duplicate_note,
+    missing_marker_problem,
+    missing_markers,
+    padded_strings,
+)
+from recforge.data.readers.options import checked_options
 from recforge.errors import DataFormatError
 
 ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
@@ -36,13 +43,15 @@ ATOMIC_TYPES = ("token", "token_seq", "float", "float_seq")
 class AtomicTable:
     """One parsed atomic file: its fields (name → type), the raw string columns, and line numbers.
 
-    ``line_numbers[row]`` is the 1-based file line of data row ``row``, for error messages.
+    ``line_numbers[row]`` is the 1-based file line of data row ``row``, for error messages;
+    ``blank_lines`` counts the empty lines skipped.
     """
 
     path: Path
     types: dict[str, str]
     columns: pl.DataFrame  # one String column per field, named by the field name (no type)
     line_numbers: np.ndarray
+    blank_lines: int = 0
 
     def __len__(self) -> int:
         return self.columns.height
@@ -54,14 +63,20 @@ class AtomicTable:
             )
 
     def strings(self, field: str) -> np.ndarray:
-        """A ``token`` column as a str array; an empty value is an error (used for ids)."""
+        """A ``token`` column as a str array, used for ids: an empty value or a missing-value marker
+        (``NaN``, ``null``, ...; see :data:`~recforge.data.readers.common.MISSING_MARKERS`) is an error."""
         self.require(field)
         column = self.columns[field]
         self._raise_at_first(column.is_null(), field, "empty value")
+        self._raise_at_first(missing_markers(column), field, missing_marker_problem())
         return column.to_numpy().astype(str)
 
     def numbers(self, field: str, *, allow_empty: bool) -> np.ndarray:
-        """A ``float`` column as float64; text that is not a number is an error naming its line."""
+        """A ``float`` column as float64; text that is not a number is an error naming its line.
+
+        With ``allow_empty=False`` (ratings, timestamps) every value must be a finite number; with
+        ``allow_empty=True`` (features) an empty value or ``nan`` reads as NaN.
+        """
         self.require(field)
         column = self.columns[field]
         values = column.str.strip_chars().cast(pl.Float64, strict=False)
@@ -69,6 +84,7 @@ class AtomicTable:
         self._raise_at_first(not_numbers, field, "expected a number, got {value!r}")
         if not allow_empty:
             self._raise_at_first(column.is_null(), field, "empty value")
+            self._raise_at_first(~values.is_finite(), field, "expected a finite number, got {value!r}")
         return values.fill_null(np.nan).to_numpy()
 
     def feature(self, field: str) -> np.ndarray:
@@ -103,6 +119,7 @@ class AtomicTable:
                                   field=field)
 
 
+@checked_options(encoding=checks.encoding)
 def read_atomic_table(path: str | Path, *, encoding: str = "utf-8") -> AtomicTable:
     """Parse one atomic file: validate the typed header (line 1) and each line's field count.
 
@@ -144,7 +161,8 @@ def read_atomic_table(path: str | Path, *, encoding: str = "utf-8") -> AtomicTab
     else:
         columns = pl.DataFrame(schema=dict.fromkeys(names, pl.String))
     line_numbers = kept + 1
-    return AtomicTable(path=resolved, types=types, columns=columns, line_numbers=line_numbers)
+    return AtomicTable(path=resolved, types=types, columns=columns, line_numbers=line_numbers,
+                       blank_lines=int(np.count_nonzero(blank)))
 
 
 def _parse_header(path: Path, header: str, line: int) -> dict[str, str]:
@@ -162,6 +180,9 @@ def _parse_header(path: Path, header: str, line: int) -> dict[str, str]:
     return types
 
 
+@checked_options(user_field=checks.column_name, item_field=checks.column_name,
+                 rating_field=checks.column_name, timestamp_field=checks.column_name,
+                 encoding=checks.encoding)
 def read_atomic(
     inter_path: str | Path,
     *,
@@ -209,6 +230,9 @@ def read_atomic(
     unused = [f for f in inter.types if f not in {user_field, item_field, rating_field, timestamp_field}]
     if unused:
         notes.append(f"{inter.path.name}: fields not loaded: {', '.join(unused)}")
+    for table in (inter, item_table, user_table):
+        if table is not None and table.blank_lines:
+            notes.append(f"{table.path.name}: {table.blank_lines} blank lines skipped")
     duplicates = duplicate_note(users, items)
     if duplicates:
         notes.append(duplicates)

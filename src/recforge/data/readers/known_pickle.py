@@ -2,10 +2,16 @@
 
 Unpickling runs whatever code the file names, so a pickle from a stranger is a program, not data.
 Some benchmarks (GFormer, the BERT4Rec ML-1M preprocessing) are published only as pickles, so
-recforge loads a pickle only when (1) the sha256 of its bytes is one the caller knows (embedded in
-the reader, or listed in a ``MANIFEST.tsv`` beside the data) and (2) every class it refers to is on
-an explicit allow-list (defence in depth, should a checksum list ever be wrong). The bytes that
-are hashed are the bytes that are unpickled, so the file cannot change in between.
+recforge loads a pickle only when (1) the sha256 of its bytes is one the calling reader knows, as a
+constant in recforge's own source (``KNOWN_GFORMER_SHA256``, ``KNOWN_ML1M_SHA256``), and (2) every
+class it refers to is on an explicit allow-list (defence in depth, should a checksum list ever be
+wrong). The bytes that are hashed are the bytes that are unpickled, so the file cannot change in
+between.
+
+The checksums belong to the package, never to the data: nothing beside the data (a
+``MANIFEST.tsv``, a ``.sha256`` file) can add one, because whoever can write the data folder could
+then allow-list a pickle of their own. To read another pickle, convert it once, in a session that
+trusts it, to a format that needs no unpickling (each reader's error says how).
 """
 
 from __future__ import annotations
@@ -18,8 +24,6 @@ from collections.abc import Collection
 from pathlib import Path
 
 from recforge.errors import DataFormatError
-
-MANIFEST_NAME = "MANIFEST.tsv"
 
 # (module, name) pairs a scipy sparse matrix pickle needs, under both the old public module paths
 # (scipy < 1.8, numpy < 2, which wrote the GFormer files) and today's private ones.
@@ -49,33 +53,6 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def manifest_checksums(path: str | Path) -> set[str]:
-    """sha256 values a ``MANIFEST.tsv`` in the file's grandparent lists for this very file.
-
-    The shared-data layout is ``<root>/MANIFEST.tsv`` with rows ``<dir>/<file> ... sha256 ...``;
-    only the row naming ``<dir>/<file>`` counts, so a manifest cannot vouch for a file it does not
-    describe. Missing or unreadable manifests give an empty set.
-    """
-    path = Path(path)
-    manifest = path.parent.parent / MANIFEST_NAME
-    if not manifest.is_file():
-        return set()
-    relative = f"{path.parent.name}/{path.name}"
-    lines = manifest.read_text(encoding="utf-8").splitlines()
-    if not lines:
-        return set()
-    header = lines[0].split("\t")
-    if "file" not in header or "uncompressed_sha256" not in header:
-        return set()
-    file_column, sha_column = header.index("file"), header.index("uncompressed_sha256")
-    found = set()
-    for line in lines[1:]:
-        fields = line.split("\t")
-        if len(fields) > max(file_column, sha_column) and fields[file_column] == relative:
-            found.add(fields[sha_column].lower())
-    return found
-
-
 def load_known_pickle(
     path: str | Path,
     known_sha256: Collection[str],
@@ -83,11 +60,12 @@ def load_known_pickle(
     allowed_globals: frozenset[tuple[str, str]] = frozenset(),
     how_to_convert: str = "",
 ) -> object:
-    """Unpickle ``path`` if its sha256 is in ``known_sha256`` (or in a manifest beside the data).
+    """Unpickle ``path`` if its sha256 is in ``known_sha256``.
 
     Args:
         path: the pickle file.
-        known_sha256: hex digests of the files the caller accepts.
+        known_sha256: hex digests of the files the caller accepts: constants of the calling reader,
+            never values read from beside the data (see the module docstring).
         allowed_globals: the (module, name) pairs the pickle may refer to; empty for plain
             dicts/lists/ints.
         how_to_convert: advice appended to the error for an unknown file (how to turn it into a
@@ -97,11 +75,16 @@ def load_known_pickle(
         DataFormatError: unknown checksum, a class outside the allow-list, or a broken pickle.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataFormatError(path, "is a directory, expected a pickle file")
     if not path.is_file():
         raise DataFormatError(path, "no such file")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise DataFormatError(path, f"cannot read the file ({error.strerror or error})") from error
     digest = sha256_of(data)
-    if digest not in {sha.lower() for sha in known_sha256} | manifest_checksums(path):
+    if digest not in {sha.lower() for sha in known_sha256}:
         raise DataFormatError(
             path,
             f"not a known pickle (sha256 {digest}); recforge unpickles only files whose checksum it "
@@ -112,5 +95,6 @@ def load_known_pickle(
             # Old scipy/numpy module paths (scipy.sparse.coo, numpy.core) warn on import; we know.
             warnings.simplefilter("ignore", DeprecationWarning)
             return _AllowListUnpickler(data, allowed_globals).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError) as error:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError, IndexError,
+            KeyError, OverflowError) as error:
         raise DataFormatError(path, f"cannot unpickle ({error})") from error

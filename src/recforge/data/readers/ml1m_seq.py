@@ -22,10 +22,11 @@ from recforge.data.dataset import Dataset, Fold, Interactions
 from recforge.data.io import data_file_exists, read_text, resolve_data_file
 from recforge.data.readers.common import duplicate_note, padded_strings
 from recforge.data.readers.known_pickle import load_known_pickle
+from recforge.data.readers.options import checked_options
 from recforge.errors import DataFormatError
 
 # sha256 of deipss/BERT4Rec-VAE-Pytorch@4c1aaec Data/preprocessed/ml-1m_min_rating0-min_uc5-min_sc0-
-# splitleave_one_out/dataset.pkl (see shared MANIFEST.tsv).
+# splitleave_one_out/dataset.pkl, computed once from the published file; the only pickle read here.
 KNOWN_ML1M_SHA256: frozenset[str] = frozenset({
     "5be90868607453a4c81363462aab8fdeace6a8af33a63084b5ed7302640dddd0",
 })
@@ -38,6 +39,7 @@ _HOW_TO_CONVERT = (
 )
 
 
+@checked_options()
 def read_ml1m_seq(directory: str | Path, *, name: str = "ml-1m") -> Dataset:
     """Read ``dataset.pkl`` (and ``movies.dat[.gz]`` / ``users.dat[.gz]`` if present) from ``directory``.
 
@@ -48,6 +50,9 @@ def read_ml1m_seq(directory: str | Path, *, name: str = "ml-1m") -> Dataset:
     ``user_features`` holds ``gender``, ``age``, ``occupation`` and ``zip_code`` as the file's strings.
     """
     directory = Path(directory)
+    if not directory.is_dir():
+        raise DataFormatError(directory, "not a directory: expected the directory holding dataset.pkl "
+                              "(and movies.dat, users.dat)")
     pickle_path = directory / "dataset.pkl"
     payload = load_known_pickle(pickle_path, KNOWN_ML1M_SHA256, how_to_convert=_HOW_TO_CONVERT)
     if not isinstance(payload, dict) or not all(key in payload for key in _KEYS):
@@ -134,11 +139,16 @@ def _read_movies(directory: Path, item_raw: np.ndarray, notes: list[str]) -> tup
     dense_of = {raw: dense for dense, raw in enumerate(item_raw.tolist())}
     titles = np.full(len(item_raw), "", dtype=object)
     genre_lists: list[list[str]] = [[] for _ in item_raw]
+    unused = 0
     for movie_id, title, genres in _read_colon_file(path, 3):
         dense = dense_of.get(movie_id)
         if dense is not None:
             titles[dense] = title
             genre_lists[dense] = genres.split("|")
+        else:
+            unused += 1
+    if unused:
+        notes.append(f"{path.name}: {unused} movies are not in the dataset (smap); not loaded")
     untitled = int(np.count_nonzero(titles == ""))
     if untitled:
         notes.append(f"{path.name}: {untitled} items have no title")
@@ -152,11 +162,16 @@ def _read_users(directory: Path, user_raw: np.ndarray, notes: list[str]) -> dict
     path = resolve_data_file(users_file)
     dense_of = {raw: dense for dense, raw in enumerate(user_raw.tolist())}
     columns = {column: np.full(len(user_raw), "", dtype=object) for column in _USER_COLUMNS}
+    unused = 0
     for user_id, *values in _read_colon_file(path, 1 + len(_USER_COLUMNS)):
         dense = dense_of.get(user_id)
         if dense is not None:
             for column, value in zip(_USER_COLUMNS, values, strict=True):
                 columns[column][dense] = value
+        else:
+            unused += 1
+    if unused:
+        notes.append(f"{path.name}: {unused} users are not in the dataset (umap); not loaded")
     missing = int(np.count_nonzero(columns["gender"] == ""))
     if missing:
         notes.append(f"{path.name}: {missing} users have no attributes")

@@ -7,29 +7,47 @@ the dense id is ``file id - id_base`` and the raw id is the file id, as a string
 The files carry no timestamps, only order. The reader makes the order explicit: an interaction's
 timestamp is its position in the user's sequence (0, 1, 2, ...), so a temporal or leave-one-out
 split needs no knowledge of where the data came from.
+
+Dense id = file id - ``id_base``, so an id far beyond the others is refused rather than turned into
+a huge id space (:func:`~recforge.data.readers.common.check_id_space`), and a file in which every line
+reads ``count item item ...`` is refused as probably the counted format unless ``assume_user_ids=True``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from recforge.data.dataset import Dataset, Interactions
 from recforge.data.io import read_text, resolve_data_file
-from recforge.data.readers.common import IntegerLines, check_minimum, duplicate_note, read_integer_lines
+from recforge.data.readers import options as checks
+from recforge.data.readers.common import (
+    IntegerLines,
+    check_id_space,
+    check_minimum,
+    duplicate_note,
+    read_integer_lines,
+    refuse_counted_shape,
+)
+from recforge.data.readers.options import checked_options
 from recforge.errors import DataFormatError
 
 ATTRIBUTE_PADDING = 0
+MAX_ATTRIBUTE_ID = 2**63 - 1
+MAX_ATTRIBUTE_CELLS = 2**28  # 2 GiB of int64 padding: far above any real attribute table
 
 
+@checked_options(id_base=checks.id_base)
 def read_sequences(
     path: str | Path,
     *,
     id_base: int = 1,
     item_attributes: str | Path | None = None,
     name: str | None = None,
+    assume_user_ids: bool = False,
 ) -> Dataset:
     """Read a ``u i i ...`` chronological sequence file into a :class:`Dataset`.
 
@@ -41,12 +59,17 @@ def read_sequences(
             ``*_item2attributes.json``), loaded into ``item_features["attributes"]``; see
             :func:`read_item_attributes` for the layout.
         name: the dataset's label (default: the file name without suffixes).
+        assume_user_ids: take each line's first field as a user id even when every line reads
+            ``count item item ...`` (refused by default: see the module docstring).
 
     Timestamps are int64 positions within each user's sequence; a user on several lines continues
     counting from the previous line (and ``notes`` says so).
     """
     lines = read_integer_lines(path, first_field="user_id", other_field="item_id")
+    refuse_counted_shape(lines, assume_user_ids)
     check_minimum(lines, id_base, first_field="user_id", other_field="item_id", why=f"id_base is {id_base}")
+    check_id_space([(lines, lines.is_first)], id_base=id_base, field="user_id", kind="user")
+    check_id_space([(lines, ~lines.is_first)], id_base=id_base, field="item_id", kind="item")
     starts = lines.line_starts
     is_item = np.ones(len(lines.values), dtype=bool)
     is_item[starts] = False
@@ -57,6 +80,9 @@ def read_sequences(
     num_users = int(lines.values[starts].max()) - id_base + 1
     num_items = int(items.max()) + 1
     notes = ["timestamps are positions in each user's sequence (the file's order)"]
+    blank = lines.blank_note()
+    if blank:
+        notes.append(blank)
     notes.extend(_line_notes(lines, users, num_users))
     duplicates = duplicate_note(users, items)
     if duplicates:
@@ -78,6 +104,12 @@ def read_sequences(
     )
 
 
+class _Pairs(list[tuple[str, object]]):
+    """A JSON object as its (key, value) pairs, in file order, repeats kept (json.loads would keep
+    only the last of a repeated key, silently)."""
+
+
+@checked_options(id_base=checks.id_base)
 def read_item_attributes(
     path: str | Path, *, num_items: int, id_base: int = 1
 ) -> tuple[np.ndarray, list[str]]:
@@ -88,27 +120,45 @@ def read_item_attributes(
     repeats kept) followed by ``0`` padding. A padded array rather than CSR because the lists are
     short (at most a few dozen) and models embed them as a padded batch anyway; ``0`` can be the
     padding because an attribute id of 0 is rejected. Items the file does not mention get a row of
-    padding, and ``notes`` counts them.
+    padding, and ``notes`` counts them. An item key given twice is an error (naming its line).
     """
     resolved = resolve_data_file(path)
+    text = read_text(resolved)
     try:
-        mapping = json.loads(read_text(resolved))
+        pairs = json.loads(text, object_pairs_hook=_Pairs)
     except json.JSONDecodeError as error:
         raise DataFormatError(resolved, f"not valid JSON ({error.msg})", line=error.lineno) from error
-    if not isinstance(mapping, dict):
+    except RecursionError as error:
+        raise DataFormatError(resolved, "not valid JSON (nested too deeply)") from error
+    if not isinstance(pairs, _Pairs):
         raise DataFormatError(resolved, "expected a JSON object {\"item_id\": [attribute_id, ...]}")
-    rows = np.empty(len(mapping), dtype=np.int64)
-    for index, (key, values) in enumerate(mapping.items()):
+    rows = np.empty(len(pairs), dtype=np.int64)
+    lists: list[list[int]] = []
+    key_of_item: dict[int, str] = {}
+    for index, (key, values) in enumerate(pairs):
         item = _parse_item_key(resolved, key, id_base, num_items)
-        if not isinstance(values, list) or not all(isinstance(v, int) and v > 0 for v in values):
+        if item in key_of_item:  # "1" twice, or "1" and "01"
+            first = key_of_item[item]
+            also = "" if first == key else f" (also as {first})"
+            raise DataFormatError(resolved, f"item {key} appears twice{also}",
+                                  line=_line_of_key(text, key, 2 if first == key else 1), field="item_id")
+        key_of_item[item] = key
+        if type(values) is not list or not all(
+            type(v) is int and 0 < v <= MAX_ATTRIBUTE_ID for v in values
+        ):  # type(...) is: a bool is an int, and a nested object would be a _Pairs list
             raise DataFormatError(
                 resolved,
                 f"item {key}: expected a list of positive integer attribute ids, got {values!r:.60}",
                 field="attributes",
             )
         rows[index] = item
-    lists = list(mapping.values())
+        lists.append(values)
     lengths = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
+    cells = num_items * int(lengths.max(initial=0))
+    if cells > MAX_ATTRIBUTE_CELLS:
+        raise DataFormatError(resolved, f"the longest list ({int(lengths.max())} ids) would make a padded "
+                              f"table of {cells:,} cells for {num_items:,} items, over the limit of "
+                              f"{MAX_ATTRIBUTE_CELLS:,}", field="attributes")
     attributes = np.full((num_items, int(lengths.max(initial=0))), ATTRIBUTE_PADDING, dtype=np.int64)
     # Scatter all ids at once: row of each id, and its column = position within its list.
     flat = np.fromiter((v for values in lists for v in values), dtype=np.int64, count=int(lengths.sum()))
@@ -121,8 +171,16 @@ def read_item_attributes(
     return attributes, notes
 
 
+def _line_of_key(text: str, key: str, occurrence: int) -> int | None:
+    """The 1-based line of the ``occurrence``-th ``"key":`` in a JSON text, if it can be found."""
+    matches = list(re.finditer(rf'"{re.escape(key)}"\s*:', text))
+    if len(matches) < occurrence:
+        return None
+    return text.count("\n", 0, matches[occurrence - 1].start()) + 1
+
+
 def _parse_item_key(path: Path, key: str, id_base: int, num_items: int) -> int:
-    if not key.isdigit():
+    if not (key.isascii() and key.isdigit()):
         raise DataFormatError(path, f"item key '{key}' is not an integer id", field="item_id")
     item = int(key) - id_base
     if not 0 <= item < num_items:

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Build recforge's wheel, install it into a new virtual environment (dependencies from
+# constraints.txt, torch pinned first as in the Makefile), and run the quick start and a
+# recommendation from a directory outside the source tree: what a user of a release gets.
+# Usage: scripts/wheel_smoke.sh PYTHON   (PYTHON: an interpreter with pip, e.g. .venv/bin/python)
+set -euo pipefail
+PYTHON=${1:-python3}
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$WORK/dist" "$REPO"
+"$PYTHON" -m venv "$WORK/venv"
+"$WORK/venv/bin/pip" install --quiet torch==2.13.0
+"$WORK/venv/bin/pip" install --quiet -c "$REPO/constraints.txt" "$WORK"/dist/recforge-*.whl
+
+cd "$WORK"  # nothing of the source tree is importable from here
+"$WORK/venv/bin/python" - "$REPO" <<'PY'
+import sys
+from pathlib import Path
+import recforge
+location = Path(recforge.__file__).resolve()
+assert Path(sys.argv[1]) not in location.parents, f"recforge imported from the source tree: {location}"
+print(f"recforge {recforge.__version__} from {location.parent}")
+PY
+"$WORK/venv/bin/recforge" quickstart --output-dir "$WORK/run" -o train.epochs=2 --users 1 --no-progress
+"$WORK/venv/bin/recforge" recommend "$WORK/run" --user 196 -k 3
+echo "wheel smoke test passed"
