@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+teacher_app = typer.Typer(help="Write and inspect TeacherSignals (a teacher as data).", no_args_is_help=True)
+app.add_typer(teacher_app, name="teacher")
 console = Console()
 status = Console(stderr=True)
 
@@ -165,6 +167,74 @@ def terms() -> None:
         parameters = ", ".join(f"{key} {value}" for key, value in term_parameters(name).items())
         table.add_row(name, ", ".join(sorted(term.needs)), parameters or "—", term.summary)
     console.print(table)
+
+
+@teacher_app.command("export")
+def teacher_export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run directory (any model).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the TeacherSignal to.")],
+    k: Annotated[int, typer.Option("--k", min=1, help="Items ranked per query.")] = 500,
+    queries: Annotated[
+        str | None,
+        typer.Option(
+            help="users, or positions (every training prefix; sequential models). Default: by model."
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Write RUN_DIR's teacher outputs (top-K lists, scores, embeddings) as a TeacherSignal."""
+    from recforge.distill.teacher import export_teacher
+
+    if queries not in (None, "users", "positions"):
+        _fail(RecforgeError(f"--queries: expected users or positions, got '{queries}'"))
+    try:
+        signal = export_teacher(run_dir, k=k, queries=queries, device=device)  # type: ignore[arg-type]
+        signal.save(output)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(f"{signal!r}\nwritten to {output}", highlight=False, soft_wrap=True)
+
+
+@teacher_app.command("import")
+def teacher_import(
+    run_dir: Annotated[Path, typer.Argument(help="A run on the student's data: its split and ids are used.")],
+    ranking: Annotated[Path, typer.Option(help="Lines 'user item item ...' in raw ids, best first.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the TeacherSignal to.")],
+    item_embeddings: Annotated[
+        Path | None, typer.Option(help=".npy or .pt (plain tensor), run's item order.")
+    ] = None,
+    query_embeddings: Annotated[
+        Path | None, typer.Option(help=".npy or .pt (plain tensor), run's user order.")
+    ] = None,
+    producer: Annotated[str, typer.Option(help="A name for the teacher, kept in teacher.json.")] = "external",
+) -> None:
+    """Build a TeacherSignal from an external recommender's files (nothing is unpickled)."""
+    from recforge.distill.teacher import import_teacher
+
+    try:
+        signal = import_teacher(
+            run_dir,
+            ranking=ranking,
+            item_embeddings=item_embeddings,
+            query_embeddings=query_embeddings,
+            producer=producer,
+        )
+        signal.save(output)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(f"{signal!r}\nwritten to {output}", highlight=False, soft_wrap=True)
+
+
+@teacher_app.command("info")
+def teacher_info(directory: Annotated[Path, typer.Argument(help="A TeacherSignal directory.")]) -> None:
+    """Check a TeacherSignal and print what it holds."""
+    from recforge.distill.teacher import load_teacher
+
+    try:
+        signal = load_teacher(directory)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(repr(signal), highlight=False, soft_wrap=True)
 
 
 @data_app.command("list")

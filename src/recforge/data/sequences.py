@@ -103,6 +103,27 @@ def latest_histories(split: Split, users: np.ndarray, max_length: int) -> np.nda
     return left_padded_windows(indptr, items, np.asarray(users, dtype=np.int64), max_length)
 
 
+def prefix_windows(
+    train: Interactions, num_users: int, max_length: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every training prefix that has a next item: for user u with train sequence s (length n),
+    steps t = 1..n-1, the window of the last ``max_length`` items of ``s[:t]``.
+
+    Returns:
+        ``users`` (P,) int64, ``steps`` (P,) int64 (t: how many items the prefix holds), and
+        ``windows`` (P, max_length) int64 left-padded sequence ids, users in id order, steps rising.
+    """
+    _check_count("prefix_windows", "max_length", max_length, least=1)
+    indptr, items = train.sequences(num_users)
+    lengths = np.diff(indptr)
+    counts = np.maximum(lengths - 1, 0)
+    users = np.repeat(np.arange(num_users, dtype=np.int64), counts)
+    first = np.cumsum(counts) - counts
+    steps = np.arange(len(users), dtype=np.int64) - first[users] + 1
+    windows = _gather_left_padded(items, indptr[users], indptr[users] + steps, max_length)
+    return users, steps, windows
+
+
 @dataclass(frozen=True)
 class SequenceExamples:
     """Shifted-target training windows, one row per window (see the module docstring).

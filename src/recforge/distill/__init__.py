@@ -1,0 +1,1 @@
+"""Knowledge distillation: teachers as data (TeacherSignal) and the terms that read them."""
