@@ -251,7 +251,8 @@ def test_yaml_round_trip():
     )
     text = config.to_yaml()
     assert yaml.safe_load(text)["objective"] == {
-        "terms": {"bpr": {"weight": 1.0}, "uniformity": {"weight": 0.5, "t": 3.0}}
+        "terms": {"bpr": {"weight": 1.0}, "uniformity": {"weight": 0.5, "t": 3.0}},
+        "teacher": None,
     }
     again = ExperimentConfig.model_validate(yaml.safe_load(text))
     assert again == config

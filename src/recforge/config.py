@@ -128,6 +128,9 @@ class ObjectiveConfig(_Strict):
     terms: dict[str, SerializeAsAny[TermParams]] = Field(
         default_factory=lambda: {"bpr": TermParams(weight=1.0), "l2": TermParams(weight=1e-4)}
     )
+    teacher: Path | None = Field(
+        default=None, description="a TeacherSignal directory (recforge teacher export) for distillation terms"
+    )
 
     @field_validator("terms", mode="before")
     @classmethod
@@ -175,6 +178,11 @@ class ExperimentConfig(_Strict):
 
         provided = RECIPES[self.model.name].task.provides(self.model)
         for name in self.objective.terms:
+            if TERMS[name].teacher_needs and self.objective.teacher is None:
+                raise ValueError(
+                    f"objective.terms.{name}: term '{name}' reads a teacher; set objective.teacher to a "
+                    "TeacherSignal directory (recforge teacher export RUN_DIR -o DIR)"
+                )
             missing = sorted(TERMS[name].needs - provided)
             if missing:
                 raise ValueError(

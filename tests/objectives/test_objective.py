@@ -270,7 +270,27 @@ def only(outputs: BatchOutputs, needs: frozenset[str]) -> BatchOutputs:
 @pytest.mark.parametrize("name", sorted(TERMS))
 def test_every_term_computes_a_finite_scalar_from_its_needs_alone(name, make_context):
     torch.manual_seed(0)
-    term = TERMS[name](TERMS[name].Params(weight=1.0), make_context(dim=4, num_items=5))
+    context, settings = make_context(dim=4, num_items=5), {}
+    if TERMS[name].teacher_needs:  # a teacher for the 4 users, lists of 2 of the 5 items
+        import dataclasses
+
+        import scipy.sparse as sp
+
+        from recforge.distill.teacher import TeacherSignal
+
+        teacher = TeacherSignal(
+            queries="users",
+            top_items=torch.tensor([[0, 1], [2, 3], [4, 0], [1, 2]]),
+            top_scores=torch.zeros(4, 2),
+            user_ids=[f"u{u}" for u in range(4)],
+            item_ids=[f"i{i}" for i in range(5)],
+            split_hash="0" * 16,
+            producer={},
+        )
+        context = dataclasses.replace(context, teacher=teacher, train=sp.csr_matrix((4, 5), dtype="float32"))
+        settings = {"k": 2, "l": 1, "top": 2}
+    term = TERMS[name](TERMS[name].Params(weight=1.0, **settings), context)
+    term.on_epoch(0)
     value = term(only(full_outputs(4), TERMS[name].needs))
     assert value.shape == ()
     assert torch.isfinite(value)

@@ -42,6 +42,10 @@ class Objective(nn.Module):
     def needs(self) -> frozenset[str]:
         return frozenset().union(*(TERMS[name].needs for name in self.terms))
 
+    def on_epoch(self, epoch: int) -> None:
+        for term in self.terms.values():
+            term.on_epoch(epoch)  # type: ignore[operator]  # every entry is a Term
+
     def forward(self, outputs: BatchOutputs) -> tuple[Tensor, dict[str, Tensor]]:
         """``(total, parts)``: the total keeps the graph; parts are the unweighted terms, detached."""
         values = {name: term(outputs) for name, term in self.terms.items()}

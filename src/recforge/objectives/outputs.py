@@ -27,10 +27,14 @@ Any other name is a view in :attr:`BatchOutputs.views`, read with :meth:`BatchOu
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+import scipy.sparse as sp
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from recforge.distill.teacher import TeacherSignal
 
 FIELDS = (
     "query_ids",
@@ -103,6 +107,12 @@ class TermContext:
             (interactions for graph/CF tasks, next-item targets for sequential ones): the
             popularity DROS and a log-Q correction weigh by.
         device: where the term's own tensors live.
+        train: (U, I) binary CSR of the training fold (what a distillation term must not sample
+            as "uninteresting"), or None where the task has no user-item matrix to give.
+        seed: the experiment's seed, from which a term derives per-epoch draws (so a resumed run
+            draws the same).
+        teacher: the experiment's TeacherSignal (``objective.teacher``), checked against the split,
+            or None.
     """
 
     num_users: int
@@ -110,3 +120,6 @@ class TermContext:
     dim: int
     positive_counts: Tensor
     device: torch.device
+    train: sp.csr_matrix | None = None
+    seed: int = 0
+    teacher: TeacherSignal | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recforge.distill.ranking import RRD
 from recforge.objectives.batch_terms import (
     BPR,
     L2,
@@ -42,6 +43,7 @@ TERMS: dict[str, type[Term[Any]]] = {
     "contrast": Contrast,
     "cir": Independence,
     "distill": Distillation,
+    "rrd": RRD,
 }
 
 
@@ -61,6 +63,9 @@ def terms_markdown() -> str:
     lines = ["| term | needs | parameters (default) | what |", "|---|---|---|---|"]
     for name, term in TERMS.items():
         parameters = ", ".join(f"`{key}` {value}" for key, value in term_parameters(name).items()) or "—"
-        needs = ", ".join(f"`{need}`" for need in sorted(term.needs))
+        needs = ", ".join(
+            [f"`{need}`" for need in sorted(term.needs)]
+            + [f"teacher `{need}`" for need in sorted(term.teacher_needs)]
+        )
         lines.append(f"| `{name}` | {needs} | {parameters} | {term.summary} |")
     return "\n".join(lines)

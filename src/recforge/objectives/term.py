@@ -49,10 +49,22 @@ class Term(nn.Module, Generic[P]):
     Params: ClassVar[type[TermParams]] = TermParams
     summary: ClassVar[str]
     """One line for the term table of ``recforge terms`` and the README."""
+    teacher_needs: ClassVar[frozenset[str]] = frozenset()
+    """TeacherSignal fields the term reads (``top_items``, ``item_embeddings``, ...); any makes
+    ``objective.teacher`` required."""
 
     def __init__(self, params: P, context: TermContext) -> None:
         super().__init__()
         self.params = params
+
+    @classmethod
+    def teacher_k(cls, params: TermParams) -> int:
+        """The longest teacher list the term reads with these settings (0: none)."""
+        return 0
+
+    def on_epoch(self, epoch: int) -> None:
+        """Called before each training pass (per-epoch draws); most terms need nothing."""
+        return None
 
     def forward(self, outputs: BatchOutputs) -> Tensor:
         raise NotImplementedError

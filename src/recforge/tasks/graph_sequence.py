@@ -89,6 +89,8 @@ class GraphSequenceTask:
             dim=config.model.dim,
             positive_counts=positive_counts(targets, split.num_items, setup.device),
             device=setup.device,
+            train=split.csr("train"),
+            seed=config.seed,
         )
 
     def on_epoch(self, epoch: int) -> None:

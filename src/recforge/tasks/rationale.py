@@ -93,6 +93,8 @@ class RationaleTask:
             dim=config.model.dim,
             positive_counts=positive_counts(split.train.items, split.num_items, device),
             device=device,
+            train=split.csr("train"),
+            seed=config.seed,
         )
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.steps = 0

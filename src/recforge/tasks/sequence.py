@@ -57,6 +57,8 @@ class SequenceTask:
             dim=config.model.dim,
             positive_counts=positive_counts(targets, split.num_items, setup.device),
             device=setup.device,
+            train=split.csr("train"),
+            seed=config.seed,
         )
         self.item_table = cast(Callable[[], Tensor], self.model.item_embeddings)
 

@@ -45,6 +45,8 @@ class TripletTask:
             dim=config.model.dim,
             positive_counts=positive_counts(split.train.items, split.num_items, setup.device),
             device=setup.device,
+            train=split.csr("train"),
+            seed=config.seed,
         )
         # every graph encoder has it (the embedding contract); nn.Module does not tell a type checker
         self.initial_embeddings = cast(Callable[[], tuple[Tensor, Tensor]], self.model.initial_embeddings)

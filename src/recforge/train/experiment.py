@@ -6,8 +6,9 @@ same config always yields the same data and split (the encoder comes from :mod:`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from recforge.models.scoring import Scorer
 from recforge.objectives.objective import Objective, needs_of
 from recforge.recipes import graph_inputs, recipe_of
 from recforge.tasks.base import Task, TaskSetup
+
+if TYPE_CHECKING:
+    from recforge.distill.teacher import TeacherSignal
 
 
 @dataclass
@@ -97,17 +101,34 @@ class Assembly:
     scorer: Scorer
 
 
-def assemble(config: ExperimentConfig, split: Split, device: torch.device) -> Assembly:
+def assemble(
+    config: ExperimentConfig, split: Split, device: torch.device, *, item_ids: list[str] | None = None
+) -> Assembly:
     """Encoder, graph tensors, task, objective and scorer of ``config`` over ``split``.
 
     The order is part of reproducibility: the encoder draws its weights from torch's RNG first,
-    then the objective its own (RGT's distillation heads)."""
+    then the objective its own (RGT's distillation heads). A teacher (``objective.teacher``) is
+    loaded and checked against the split, the catalogue (``item_ids``) and what the terms read."""
     recipe = recipe_of(config.model.name)
     model = recipe.build(config.model, split.num_users, split.num_items).to(device)
     graph = graph_inputs(recipe, model, split.csr("train"), device)
     task = recipe.task(TaskSetup(model, split, config, device, needs_of(config.objective.terms), graph))
-    objective = Objective(config.objective.terms, task.context).to(device)
+    context = task.context
+    if config.objective.teacher is not None:
+        context = replace(context, teacher=_load_teacher(config, split, item_ids))
+    objective = Objective(config.objective.terms, context).to(device)
     return Assembly(model, graph, task, objective, recipe.scorer(model, config.model, graph))
+
+
+def _load_teacher(config: ExperimentConfig, split: Split, item_ids: list[str] | None) -> TeacherSignal:
+    from recforge.distill.teacher import load_teacher
+    from recforge.objectives.registry import TERMS
+
+    terms = config.objective.terms
+    needs = sorted(set().union(*(TERMS[name].teacher_needs for name in terms)) - {"top_items", "top_scores"})
+    min_k = max([TERMS[name].teacher_k(params) for name, params in terms.items()] + [1])
+    assert config.objective.teacher is not None
+    return load_teacher(config.objective.teacher, split=split, item_ids=item_ids, min_k=min_k, needs=needs)
 
 
 def count_parameters(model: nn.Module) -> int:

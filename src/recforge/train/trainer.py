@@ -154,7 +154,7 @@ def _train_locked(
                 "(check the data's files and data.split)"
             )
     device = resolve_device(config.train.device)
-    assembly = assemble(config, split, device)
+    assembly = assemble(config, split, device, item_ids=[str(raw) for raw in data.dataset.item_ids])
     model, task, objective, scorer = assembly.model, assembly.task, assembly.objective, assembly.scorer
     modules = {"model": model, "objective": objective}
     batches = task.batches
@@ -208,6 +208,7 @@ def _train_locked(
         batch_task = progress.add_task("batches", total=len(batches))
         for epoch in range(state.next_epoch, config.train.epochs):
             task.on_epoch(epoch)
+            objective.on_epoch(epoch)
             model.train()
             objective.train()
             epoch_started = time.perf_counter()
