@@ -213,3 +213,19 @@ def test_teacher_misuse_is_refused(teacher_run, tmp_path):
     other_split = config(data, tmp_path / "c", STUDENT, RRD_TERMS, signal, overrides=("data.split.seed=9",))
     with pytest.raises(TeacherError, match="the teacher was made on split"):
         train(other_split, show_progress=False)
+
+
+def test_de_and_rrd_train_together_and_their_experts_are_checkpointed(teacher_run, tmp_path):
+    from safetensors.torch import load_file
+
+    data, signal, _ = teacher_run
+    terms = {**RRD_TERMS, "de": {"weight": 0.01, "experts": 3, "anneal_epochs": 3}}
+    full = train(config(data, tmp_path / "full", STUDENT, terms, signal, epochs=3), show_progress=False)
+    assert all(math.isfinite(entry["de"]) for entry in full.history)
+    saved = load_file(str(tmp_path / "full" / "model.safetensors"))
+    assert any(key.startswith("objective.terms.de.user_experts.") for key in saved)
+    train(config(data, tmp_path / "cut", STUDENT, terms, signal, epochs=2), show_progress=False)
+    resumed = train(
+        config(data, tmp_path / "cut", STUDENT, terms, signal, epochs=3), resume=True, show_progress=False
+    )
+    assert [entry["loss"] for entry in resumed.history] == [entry["loss"] for entry in full.history]

@@ -286,9 +286,11 @@ def test_every_term_computes_a_finite_scalar_from_its_needs_alone(name, make_con
             item_ids=[f"i{i}" for i in range(5)],
             split_hash="0" * 16,
             producer={},
+            item_embeddings=torch.randn(5, 6),
+            query_embeddings=torch.randn(4, 6),
         )
         context = dataclasses.replace(context, teacher=teacher, train=sp.csr_matrix((4, 5), dtype="float32"))
-        settings = {"k": 2, "l": 1, "top": 2}
+        settings = {"rrd": {"k": 2, "l": 1, "top": 2}}.get(name, {})
     term = TERMS[name](TERMS[name].Params(weight=1.0, **settings), context)
     term.on_epoch(0)
     value = term(only(full_outputs(4), TERMS[name].needs))

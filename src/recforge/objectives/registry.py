@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recforge.distill.latent import DE
 from recforge.distill.ranking import RRD
 from recforge.objectives.batch_terms import (
     BPR,
@@ -44,6 +45,7 @@ TERMS: dict[str, type[Term[Any]]] = {
     "cir": Independence,
     "distill": Distillation,
     "rrd": RRD,
+    "de": DE,
 }
 
 

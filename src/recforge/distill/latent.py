@@ -1,0 +1,135 @@
+r"""Latent distillation: the student's representations must carry the teacher's.
+
+**DE** (distillation experts; Kang et al., "DE-RRD", CIKM 2020). M experts map a student
+representation s (dim :math:`d_s`) into the teacher's space (dim :math:`d_t`), each a small MLP
+:math:`E_m(s) = W_2\,\mathrm{ReLU}(W_1 s)` with hidden width :math:`\lfloor (d_s + d_t)/2 \rfloor`
+(:math:`\lfloor d_s/2 \rfloor` when the dimensions are equal). A selection network reads the
+*teacher's* representation t and picks one expert per entity through a Gumbel-softmax whose
+temperature is annealed from ``start_temperature`` to ``end_temperature`` over ``anneal_epochs``
+(:math:`T_e = T_0 (T_{end}/T_0)^{e/E}`), so selection is soft early and one-hot late:
+
+.. math::  \alpha = \mathrm{softmax}\big((\log(\mathrm{softmax}(W_g t) + 10^{-10}) + g)/T_e\big),
+           \qquad \ell = \big\lVert t - \textstyle\sum_m \alpha_m E_m(s) \big\rVert_2^2
+
+summed over the batch's distinct users, plus half the sum over its distinct positive items and
+half over its distinct negative items (the reference's weighting), users and items with experts of
+their own. The student side is the rows the task scores (for MF its free tables, for LightGCN its
+propagated ones). The reference sums next to a BPR loss summed over the batch; here the sum is
+divided by the batch size B, so its weight λ (0.01) carries over. Experts and selection networks
+are the term's parameters: trained and checkpointed with the model, dropped at inference.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import Tensor, nn
+
+from recforge.errors import ConfigError
+from recforge.objectives.contrastive import first_occurrences
+from recforge.objectives.outputs import BatchOutputs, TermContext
+from recforge.objectives.term import Term, TermParams
+
+
+class DEParams(TermParams):
+    experts: Annotated[int, Field(gt=0, description="experts per side (M)")] = 30
+    start_temperature: Annotated[
+        float, Field(gt=0, allow_inf_nan=False, description="Gumbel T at epoch 0")
+    ] = 1.0
+    end_temperature: Annotated[float, Field(gt=0, allow_inf_nan=False, description="Gumbel T at the end")] = (
+        1e-10
+    )
+    anneal_epochs: Annotated[int, Field(gt=0, description="epochs over which T is annealed (E)")] = 1000
+
+
+class Experts(nn.Module):
+    """M expert MLPs from the student's space to the teacher's, and the selection network on the
+    teacher's representation that weighs them."""
+
+    def __init__(self, student_dim: int, teacher_dim: int, count: int) -> None:
+        super().__init__()
+        hidden = student_dim // 2 if student_dim == teacher_dim else (student_dim + teacher_dim) // 2
+        self.count, self.teacher_dim = count, teacher_dim
+        # all M experts as one batched pair of weights: one matmul each instead of M small ones
+        self.hidden = nn.Parameter(torch.empty(count, student_dim, hidden))
+        self.hidden_bias = nn.Parameter(torch.empty(count, 1, hidden))
+        self.output = nn.Parameter(torch.empty(count, hidden, teacher_dim))
+        self.output_bias = nn.Parameter(torch.empty(count, 1, teacher_dim))
+        self.selection = nn.Linear(teacher_dim, count)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for weight, bias in ((self.hidden, self.hidden_bias), (self.output, self.output_bias)):
+            bound = 1.0 / weight.shape[1] ** 0.5  # nn.Linear's default, per expert
+            nn.init.uniform_(weight, -bound, bound)
+            nn.init.uniform_(bias, -bound, bound)
+        self.selection.reset_parameters()
+
+    def forward(self, student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+        """(N,) squared error of the selected experts' reconstruction of ``teacher`` (N, d_t)
+        from ``student`` (N, d_s)."""
+        hidden = torch.relu(torch.matmul(student.unsqueeze(0), self.hidden) + self.hidden_bias)
+        outputs = torch.matmul(hidden, self.output) + self.output_bias  # (M, N, d_t)
+        if self.count == 1:
+            mixed = outputs[0]
+        else:
+            probabilities = F.softmax(self.selection(teacher), dim=1)
+            uniform = torch.rand_like(probabilities).clamp_(1e-10, 1 - 1e-7)
+            gumbel = -torch.log(-torch.log(uniform))
+            weights = F.softmax(((probabilities + 1e-10).log() + gumbel) / temperature, dim=1)  # (N, M)
+            mixed = torch.einsum("nm,mnd->nd", weights, outputs)
+        return (teacher - mixed).pow(2).sum(1)
+
+    def extra_repr(self) -> str:
+        return f"experts={self.count}, student_dim={self.hidden.shape[1]}, teacher_dim={self.teacher_dim}"
+
+
+class DE(Term[DEParams]):
+    """Distillation experts (module docstring)."""
+
+    needs = frozenset({"query_ids", "queries", "positive_ids", "positives", "negative_ids", "negatives"})
+    teacher_needs = frozenset({"query_embeddings", "item_embeddings"})
+    Params = DEParams
+    summary = "DE-RRD distillation experts: selected MLPs map student rows onto the teacher's embeddings"
+    teacher_users: Tensor
+    teacher_items: Tensor
+
+    def __init__(self, params: DEParams, context: TermContext) -> None:
+        super().__init__(params, context)
+        teacher = context.teacher
+        if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
+            raise ConfigError("de: needs a teacher with query and item embeddings (objective.teacher)")
+        if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
+            raise ConfigError("de: the teacher's query embeddings must be one row per user")
+        self.register_buffer("teacher_users", teacher.query_embeddings.float(), persistent=False)
+        self.register_buffer("teacher_items", teacher.item_embeddings.float(), persistent=False)
+        self.user_experts = Experts(context.dim, teacher.query_embeddings.shape[1], params.experts)
+        self.item_experts = Experts(context.dim, teacher.item_embeddings.shape[1], params.experts)
+        self.temperature = params.start_temperature
+
+    def on_epoch(self, epoch: int) -> None:
+        params = self.params
+        progress = min(epoch / params.anneal_epochs, 1.0)
+        self.temperature = (
+            params.start_temperature * (params.end_temperature / params.start_temperature) ** progress
+        )
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        batch_size = len(outputs["query_ids"])
+
+        def distinct_loss(ids: Tensor, rows: Tensor, experts: Experts, table: Tensor) -> Tensor:
+            ids, rows = ids.reshape(-1), rows.reshape(-1, rows.shape[-1])
+            first = first_occurrences(ids)
+            return experts(rows[first], table[ids[first]], self.temperature).sum()
+
+        users = distinct_loss(outputs["query_ids"], outputs["queries"], self.user_experts, self.teacher_users)
+        positives = distinct_loss(
+            outputs["positive_ids"], outputs["positives"], self.item_experts, self.teacher_items
+        )
+        negatives = distinct_loss(
+            outputs["negative_ids"], outputs["negatives"], self.item_experts, self.teacher_items
+        )
+        return (users + 0.5 * (positives + negatives)) / batch_size
