@@ -135,8 +135,12 @@ def test_shared_negatives_softmax_masks_a_rows_own_positive():
     positive = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     pool = torch.tensor([[1.0, 0.0], [0.5, 0.5]])  # pool item 10 is row 0's own positive
     masked = shared_negatives_softmax(
-        user, positive, pool, temperature=1.0,
-        positive_ids=torch.tensor([10, 11]), negative_ids=torch.tensor([10, 12]),
+        user,
+        positive,
+        pool,
+        temperature=1.0,
+        positive_ids=torch.tensor([10, 11]),
+        negative_ids=torch.tensor([10, 12]),
     )
     row0 = -math.log(math.exp(1.0) / (math.exp(1.0) + math.exp(0.5)))  # item 10 left out
     row1 = -math.log(math.exp(1.0) / (math.exp(1.0) + math.exp(0.0) + math.exp(0.5)))

@@ -11,6 +11,7 @@ from typing import Any
 
 from recforge.distill.latent import DE
 from recforge.distill.ranking import RRD
+from recforge.distill.topology import FTD, HTD
 from recforge.objectives.batch_terms import (
     BPR,
     L2,
@@ -46,6 +47,8 @@ TERMS: dict[str, type[Term[Any]]] = {
     "distill": Distillation,
     "rrd": RRD,
     "de": DE,
+    "ftd": FTD,
+    "htd": HTD,
 }
 
 
