@@ -12,11 +12,14 @@ import torch
 
 from recforge.config import config_from_dict
 from recforge.distill.ranking import (
+    IRRRD,
     RRD,
+    IRRRDParams,
     RRDParams,
     relaxed_ranking_loss,
     sample_interesting,
     sample_uninteresting,
+    teacher_item_rankings,
 )
 from recforge.distill.teacher import TeacherError, TeacherSignal, export_teacher
 from recforge.errors import ConfigError
@@ -219,7 +222,12 @@ def test_de_and_rrd_train_together_and_their_experts_are_checkpointed(teacher_ru
     from safetensors.torch import load_file
 
     data, signal, _ = teacher_run
-    terms = {**RRD_TERMS, "de": {"weight": 0.01, "experts": 3, "anneal_epochs": 3}}
+    terms = {
+        **RRD_TERMS,
+        "de": {"weight": 0.01, "experts": 3, "anneal_epochs": 3},
+        "ir_rrd": {"weight": 0.01, "k": 3, "l": 3, "top": 10},
+        "htd": {"weight": 0.01, "groups": 2},
+    }
     full = train(config(data, tmp_path / "full", STUDENT, terms, signal, epochs=3), show_progress=False)
     assert all(math.isfinite(entry["de"]) for entry in full.history)
     saved = load_file(str(tmp_path / "full" / "model.safetensors"))
@@ -229,3 +237,52 @@ def test_de_and_rrd_train_together_and_their_experts_are_checkpointed(teacher_ru
         config(data, tmp_path / "cut", STUDENT, terms, signal, epochs=3), resume=True, show_progress=False
     )
     assert [entry["loss"] for entry in resumed.history] == [entry["loss"] for entry in full.history]
+
+
+def test_teacher_item_rankings_skip_training_users():
+    items, users = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[3.0, 0.0], [2.0, 1.0], [0.0, 5.0]])
+    exclude = sp.csr_matrix(
+        ([1.0], ([0], [0])), shape=(2, 3), dtype=np.float32
+    )  # item 0 was trained on user 0
+    assert teacher_item_rankings(items, users, exclude, 2).tolist() == [[1, 2], [2, 1]]
+
+
+def test_ir_rrd_ranks_each_batch_item_over_its_drawn_users():
+    num_users, num_items, dim = 6, 3, 2
+    generator = torch.Generator().manual_seed(2)
+    teacher = TeacherSignal(
+        queries="users",
+        top_items=torch.zeros(num_users, 1, dtype=torch.long),
+        top_scores=torch.zeros(num_users, 1),
+        user_ids=[str(u) for u in range(num_users)],
+        item_ids=[str(i) for i in range(num_items)],
+        split_hash="0" * 16,
+        producer={},
+        query_embeddings=torch.randn(num_users, 4, generator=generator),
+        item_embeddings=torch.randn(num_items, 4, generator=generator),
+    )
+    train_matrix = sp.csr_matrix(
+        ([1.0, 1.0], ([0, 1], [0, 2])), shape=(num_users, num_items), dtype=np.float32
+    )
+    context = TermContext(
+        num_users, num_items, dim, torch.ones(num_items), torch.device("cpu"), train_matrix, 1, teacher
+    )
+    term = IRRRD(IRRRDParams(weight=1.0, k=2, l=2, top=3), context)
+    assert 0 not in term.top_users[0].tolist()
+    assert 1 not in term.top_users[2].tolist()
+    term.on_epoch(0)
+    users, items = torch.randn(num_users, dim), torch.randn(num_items, dim)
+    outputs = BatchOutputs(
+        query_ids=torch.tensor([3, 4]),
+        positive_ids=torch.tensor([2, 2]),
+        negative_ids=torch.tensor([[0], [2]]),
+        items=items,
+        users=users,
+    )
+    expected = 0.0
+    for item in (0, 2):
+        assert not set(term.uninteresting[item].tolist()) & set(term.top_users[item].tolist())
+        interesting = (users[term.interesting[item]] @ items[item]).tolist()
+        uninteresting = (users[term.uninteresting[item]] @ items[item]).tolist()
+        expected += slow_relaxed_loss(interesting, uninteresting)
+    assert term(outputs).item() == pytest.approx(expected / 2, rel=1e-5)

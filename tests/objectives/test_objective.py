@@ -238,6 +238,7 @@ def full_outputs(dim: int) -> BatchOutputs:
         negative_ids=negative_ids,
         negatives=items[negative_ids],
         items=items,
+        users=rows(4),
         query_ego=rows(3),
         positive_ego=rows(3),
         negative_ego=rows(3, 2),
@@ -290,7 +291,8 @@ def test_every_term_computes_a_finite_scalar_from_its_needs_alone(name, make_con
             query_embeddings=torch.randn(4, 6),
         )
         context = dataclasses.replace(context, teacher=teacher, train=sp.csr_matrix((4, 5), dtype="float32"))
-        settings = {"rrd": {"k": 2, "l": 1, "top": 2}}.get(name, {})
+        small = {"k": 2, "l": 1, "top": 2}
+        settings = {"rrd": small, "ir_rrd": small}.get(name, {})
     term = TERMS[name](TERMS[name].Params(weight=1.0, **settings), context)
     term.on_epoch(0)
     value = term(only(full_outputs(4), TERMS[name].needs))

@@ -156,8 +156,98 @@ class RRD(Term[RRDParams]):
         return relaxed_ranking_loss(interesting, uninteresting).sum() / len(query_ids)
 
 
+class IRRRDParams(TermParams):
+    k: Annotated[int, Field(gt=0, description="interesting users per item (K)")] = 20
+    l: Annotated[int, Field(gt=0, description="uninteresting users per item (L)")] = 20  # noqa: E741
+    temperature: Annotated[
+        float, Field(gt=0, allow_inf_nan=False, description="T of the rank weights exp(-r/T)")
+    ] = 10.0
+    top: Annotated[int, Field(gt=0, description="teacher's users per item the K are drawn from")] = 500
+
+
+class IRRRD(Term[IRRRDParams]):
+    r"""Item-side relaxed ranking distillation (IR-RRD; Kang et al., Information Sciences 2021): RRD
+    with the roles swapped. For each item, K "interesting" users come from the teacher's ranking of
+    users for that item (top ``top``, weights :math:`e^{-r/T}`, teacher order) and L uninteresting
+    ones uniformly from the users neither in that list nor interacting with the item in training;
+    the student must rank the interesting users in the teacher's order above the others.
+
+    The teacher's item-side ranking is computed once from its embeddings (scores are dot products
+    of its query and item embeddings, training interactions left out), so the teacher must export
+    both. The items are the batch's distinct positive and negative items (the reference takes the
+    items RRD drew for the batch's users; here the two terms are independent, and either can be
+    used alone). The sum over items is divided by the batch size B, as for RRD."""
+
+    needs = frozenset({"query_ids", "positive_ids", "negative_ids", "items", "users"})
+    teacher_needs = frozenset({"query_embeddings", "item_embeddings"})
+    Params = IRRRDParams
+    summary = "IR-RRD item-side relaxed ranking distillation: each item ranks users as the teacher does"
+
+    def __init__(self, params: IRRRDParams, context: TermContext) -> None:
+        super().__init__(params, context)
+        teacher = context.teacher
+        if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
+            raise ConfigError("ir_rrd: needs a teacher with query and item embeddings (objective.teacher)")
+        if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
+            raise ConfigError("ir_rrd: the teacher's query embeddings must be one row per user")
+        if context.train is None:
+            raise ConfigError("ir_rrd: needs a task with a user-item training matrix")
+        top = min(params.top, context.num_users)
+        if params.k > top:
+            raise ConfigError(
+                f"objective.terms.ir_rrd: k = {params.k} interesting users cannot come from {top}"
+            )
+        train_by_item = sp.csr_matrix(context.train.T, dtype=np.float32)
+        self.top_users = teacher_item_rankings(
+            teacher.item_embeddings, teacher.query_embeddings, train_by_item, top
+        )
+        self.excluded = _union(train_by_item, self.top_users, context.num_users)
+        self.seed, self.num_users, self.device = context.seed, context.num_users, context.device
+        self.interesting: Tensor
+        self.uninteresting: Tensor
+        self.register_buffer("interesting", torch.zeros(0, params.k, dtype=torch.long), persistent=False)
+        self.register_buffer("uninteresting", torch.zeros(0, params.l, dtype=torch.long), persistent=False)
+
+    def on_epoch(self, epoch: int) -> None:
+        seed = int(np.random.SeedSequence(self.seed, spawn_key=(epoch, 73)).generate_state(1)[0])
+        generator = torch.Generator().manual_seed(seed)
+        params = self.params
+        self.interesting = sample_interesting(self.top_users, params.k, params.temperature, generator).to(
+            self.device
+        )
+        self.uninteresting = sample_uninteresting(self.excluded, self.num_users, params.l, generator).to(
+            self.device
+        )
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        if not len(self.interesting):
+            raise RuntimeError("ir_rrd: on_epoch() draws the samples; the trainer calls it before each pass")
+        item_ids = torch.cat([outputs["positive_ids"], outputs["negative_ids"].reshape(-1)]).unique()
+        items, users = outputs["items"][item_ids], outputs["users"]
+        interesting = torch.einsum("nd,nkd->nk", items, users[self.interesting[item_ids]])
+        uninteresting = torch.einsum("nd,nkd->nk", items, users[self.uninteresting[item_ids]])
+        return relaxed_ranking_loss(interesting, uninteresting).sum() / len(outputs["query_ids"])
+
+
+def teacher_item_rankings(
+    items: Tensor, users: Tensor, exclude: sp.csr_matrix, top: int, *, batch_size: int = 2048
+) -> Tensor:
+    """(I, top) users by the teacher's score ``items @ users.T``, best first, skipping each item's
+    ``exclude`` row (its training users)."""
+    seen = SparseRows.from_csr(exclude)
+    ranked = []
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            stop = min(start + batch_size, len(items))
+            scores = items[start:stop].float() @ users.float().T
+            rows, columns = seen.block(start, stop)
+            scores[rows, columns] = float("-inf")
+            ranked.append(scores.topk(top, dim=1).indices)
+    return torch.cat(ranked) if ranked else torch.zeros(0, top, dtype=torch.long)
+
+
 def _union(train: sp.csr_matrix, top_items: Tensor, num_items: int) -> sp.csr_matrix:
-    """(U, I) binary: each user's training items and teacher-list items."""
+    """(Q, I) binary: each row's training entries and its teacher-list entries."""
     rows = np.repeat(np.arange(len(top_items)), top_items.shape[1])
     listed = sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, top_items.reshape(-1).numpy())),
@@ -169,4 +259,13 @@ def _union(train: sp.csr_matrix, top_items: Tensor, num_items: int) -> sp.csr_ma
     return union
 
 
-__all__ = ["RRD", "RRDParams", "relaxed_ranking_loss", "sample_interesting", "sample_uninteresting"]
+__all__ = [
+    "IRRRD",
+    "RRD",
+    "IRRRDParams",
+    "RRDParams",
+    "relaxed_ranking_loss",
+    "sample_interesting",
+    "sample_uninteresting",
+    "teacher_item_rankings",
+]

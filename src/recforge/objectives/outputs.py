@@ -18,6 +18,7 @@ Field names (the strings of ``needs``/``provides``):
 ``negative_ids``   (B, n) int64: sampled negative items
 ``negatives``      (B, n, d): their rows
 ``items``          (I, d): the whole item table the queries are scored against
+``users``          (U, d): the whole user table (graph/CF tasks: the rows ``queries`` are taken from)
 ``ego``            ``query_ego`` (B, d), ``positive_ego`` (B, d), ``negative_ego`` (B, n, d): layer-0 rows
 =================  =============================================================================
 
@@ -44,6 +45,7 @@ FIELDS = (
     "negative_ids",
     "negatives",
     "items",
+    "users",
     "ego",
 )
 """The named tensor fields of :class:`BatchOutputs` (``ego`` stands for the three ``*_ego`` rows)."""
@@ -62,6 +64,7 @@ class BatchOutputs:
     negative_ids: Tensor | None = None
     negatives: Tensor | None = None
     items: Tensor | None = None
+    users: Tensor | None = None
     query_ego: Tensor | None = None
     positive_ego: Tensor | None = None
     negative_ego: Tensor | None = None
@@ -90,6 +93,7 @@ _TENSOR_FIELDS = (
     "negative_ids",
     "negatives",
     "items",
+    "users",
     "query_ego",
     "positive_ego",
     "negative_ego",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from recforge.distill.latent import DE
-from recforge.distill.ranking import RRD
+from recforge.distill.ranking import IRRRD, RRD
 from recforge.distill.topology import FTD, HTD
 from recforge.objectives.batch_terms import (
     BPR,
@@ -46,6 +46,7 @@ TERMS: dict[str, type[Term[Any]]] = {
     "cir": Independence,
     "distill": Distillation,
     "rrd": RRD,
+    "ir_rrd": IRRRD,
     "de": DE,
     "ftd": FTD,
     "htd": HTD,

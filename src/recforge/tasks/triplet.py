@@ -17,7 +17,17 @@ from recforge.objectives.outputs import BatchOutputs, TermContext
 from recforge.tasks.base import Batches, TaskSetup, check_needs, positive_counts
 
 TRIPLET_OUTPUTS = frozenset(
-    {"query_ids", "queries", "positive_ids", "positives", "negative_ids", "negatives", "items", "ego"}
+    {
+        "query_ids",
+        "queries",
+        "positive_ids",
+        "positives",
+        "negative_ids",
+        "negatives",
+        "items",
+        "users",
+        "ego",
+    }
 )
 
 
@@ -89,6 +99,7 @@ def triplet_outputs(
         negative_ids=negatives,
         negatives=negative,
         items=items_all,
+        users=users_all,
     )
     if "ego" in needs:
         ego_users, ego_items = initial_embeddings()
