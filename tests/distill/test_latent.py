@@ -104,3 +104,31 @@ def test_de_needs_teacher_embeddings():
         DE(DEParams(weight=1.0), context(replace(bare, query_embeddings=None)))
     with pytest.raises(ConfigError, match="one row per user"):
         DE(DEParams(weight=1.0), context(bare, num_users=5))
+
+
+def test_phr_starts_as_one_shared_projection_and_personalises_by_the_teacher():
+    from recforge.distill.latent import PHR, PersonalisedProjection, PHRParams
+
+    torch.manual_seed(0)
+    projection = PersonalisedProjection(student_dim=2, teacher_dim=3, hidden=4)
+    student, teacher = torch.randn(5, 2), torch.randn(5, 3)
+    shared = projection.decode(torch.relu(projection.encode(student)))
+    assert torch.allclose(projection(student, teacher), ((teacher - shared) ** 2).sum(1))
+    with torch.no_grad():
+        projection.scale.weight.fill_(0.5)
+    modulated = torch.relu(projection.encode(student)) * (1 + teacher @ projection.scale.weight.T)
+    assert torch.allclose(
+        projection(student, teacher), ((teacher - projection.decode(modulated)) ** 2).sum(1)
+    )
+    term = PHR(PHRParams(weight=1.0, hidden=4), context(teacher_signal(3, 4, 3)))
+    outputs = BatchOutputs(
+        query_ids=torch.tensor([0, 1]),
+        queries=torch.randn(2, 2),
+        positive_ids=torch.tensor([1, 1]),
+        positives=torch.randn(2, 2),
+        negative_ids=torch.tensor([[2], [3]]),
+        negatives=torch.randn(2, 1, 2),
+    )
+    value = term(outputs)
+    value.backward()
+    assert all(parameter.grad is not None for parameter in term.parameters())

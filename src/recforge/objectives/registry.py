@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recforge.distill.latent import DE
+from recforge.distill.latent import DE, PHR
 from recforge.distill.ranking import IRRRD, RRD
 from recforge.distill.topology import FTD, HTD
 from recforge.objectives.batch_terms import (
@@ -48,6 +48,7 @@ TERMS: dict[str, type[Term[Any]]] = {
     "rrd": RRD,
     "ir_rrd": IRRRD,
     "de": DE,
+    "phr": PHR,
     "ftd": FTD,
     "htd": HTD,
 }
