@@ -153,10 +153,21 @@ class TrainConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
+    """How valid and test are scored: full ranking (``sampled_negatives: null``, the default), or each
+    user's held-out items against ``sampled_negatives`` items they never interacted with (DE-RRD's
+    CiteULike protocol: 499), drawn with ``sampled_seed``, a fixed value rather than the experiment
+    seed, so every run and model on a split meets the same candidates. The configured protocol has
+    the plain metric keys (``ndcg@10``) that early stopping reads; sampled mode also reports full
+    ranking as ``full/ndcg@10`` (:mod:`recforge.evaluation.evaluator`)."""
+
     ks: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [10, 20], min_length=1)
     metrics: list[MetricName] = Field(default_factory=lambda: list(get_args(MetricName)), min_length=1)
     batch_size: Annotated[int, Field(gt=0)] = 1024
     activity_slices: list[Annotated[int, Field(ge=0)]] = Field(default_factory=lambda: [5, 20])
+    # Field(gt=0) rather than Annotated[int, Field(gt=0)] | None: Strict's no-coercion check sees
+    # through "int | None" but not through an Annotated member of a union (True would pass as 1)
+    sampled_negatives: int | None = Field(default=None, gt=0)
+    sampled_seed: Annotated[int, Field(ge=0)] = 0
 
 
 class ExperimentConfig(_Strict):

@@ -8,7 +8,7 @@ assembled from the recipe book of those classes.
 from __future__ import annotations
 
 import types
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic_core import InitErrorDetails
@@ -60,6 +60,8 @@ def _scalar_kinds(annotation: Any) -> set[Any]:
     values count as their types, paths as ``"path"``, containers as nothing (their items are
     checked by pydantic)."""
     origin = get_origin(annotation)
+    if origin is Annotated:
+        return _scalar_kinds(get_args(annotation)[0])
     if origin in (Union, types.UnionType):
         return set().union(*(_scalar_kinds(arg) for arg in get_args(annotation)))
     if origin is Literal:

@@ -14,15 +14,16 @@ from recforge.errors import ConfigError, DataFormatError, RecforgeError, Unknown
 
 
 def test_registered_names():
-    assert sorted(DATASETS) == ["amazon-beauty", "amazon-toys", "gformer-lastfm", "gformer-yelp", "gowalla",
-                                "ml-100k", "ml-1m"]
+    assert sorted(DATASETS) == ["amazon-beauty", "amazon-toys", "citeulike-derrd", "gformer-lastfm",
+                                "gformer-yelp", "gowalla", "ml-100k", "ml-1m"]
     assert all(spec.description for spec in DATASETS.values())
 
 
 def test_unknown_name_lists_the_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UnknownNameError, match=r"unknown dataset 'movielens'; choose one of: amazon-beauty, "
-                       r"amazon-toys, gformer-lastfm, gformer-yelp, gowalla, ml-100k, ml-1m"):
+                       r"amazon-toys, citeulike-derrd, gformer-lastfm, gformer-yelp, gowalla, ml-100k, "
+                       r"ml-1m"):
         load_dataset("movielens", root=tmp_path)
 
 
@@ -31,6 +32,7 @@ def test_unknown_name_lists_the_names(tmp_path, monkeypatch):
     [
         ("gformer-lastfm", (1_889, 15_376, 74_268)),
         ("amazon-toys", (19_412, 11_924, 167_597)),
+        ("citeulike-derrd", (5_219, 25_181, 125_580)),
     ],
 )
 def test_named_datasets_under_an_explicit_root(shared_data, name, counts):
@@ -143,7 +145,7 @@ def test_unknown_format(tmp_path):
     path = tmp_path / "data.txt"
     path.write_text("1 1 2\n")
     with pytest.raises(UnknownNameError,
-                       match=r"unknown format 'csv'; choose one of: atomic, counted, gformer"):
+                       match=r"unknown format 'csv'; choose one of: atomic, counted, derrd, gformer"):
         load_dataset(path, format="csv")
 
 

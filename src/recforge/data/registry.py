@@ -24,6 +24,7 @@ from recforge.data.movielens import load_ml100k, read_ml100k_directory
 from recforge.data.readers import (
     read_atomic,
     read_counted,
+    read_derrd,
     read_gformer,
     read_lightgcn,
     read_ml1m_seq,
@@ -82,6 +83,10 @@ def _ml1m(directory: Path) -> Dataset:
     return read_ml1m_seq(directory, name="ml-1m")
 
 
+def _citeulike_derrd(directory: Path) -> Dataset:
+    return read_derrd(directory, name="citeulike-derrd")
+
+
 DATASETS: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec(
         "MovieLens-100K: 943 users, 1,682 movies, 100,000 ratings with timestamps, titles, user "
@@ -104,6 +109,10 @@ DATASETS: dict[str, DatasetSpec] = {
     "ml-1m": DatasetSpec(
         "MovieLens-1M sequences (BERT4Rec preprocessing, leave-one-out): 6,040 users, 3,706 items, "
         "1,000,209 interactions, titles", "ml-1m-seq", _ml1m),
+    "citeulike-derrd": DatasetSpec(
+        "CiteULike, DE-RRD leave-one-out split: 5,219 users, 25,181 items, train 115,142 / valid 5,219 / "
+        "test 5,219, no timestamps (the authors evaluate against 499 sampled negatives)",
+        "citeulike-derrd", _citeulike_derrd),
 }
 
 
@@ -232,6 +241,7 @@ FORMATS: dict[str, Callable[..., Dataset]] = {
     "lightgcn": _read_lightgcn_directory,
     "sequences": read_sequences,
     "counted": read_counted,
+    "derrd": read_derrd,
     "gformer": read_gformer,
     "ml-1m-seq": read_ml1m_seq,
     "movielens-100k": _read_ml100k_path,
@@ -271,13 +281,15 @@ def detect_format(path: Path) -> str:
             return "gformer"
         if "dataset.pkl" in names:
             return "ml-1m-seq"
+        if "train_mat_0" in names:
+            return "derrd"
         if any(name.endswith(".inter") for name in names):
             return "atomic"
         if {"u.data", "u.item", "u.user"} <= names:
             return "movielens-100k"
         raise RecforgeError(
             f"{path}: cannot tell the format of this directory (looked for train.txt, trnMat.pkl/.npz, "
-            f"dataset.pkl, *.inter, u.data); pass format= one of {', '.join(FORMATS)}"
+            f"dataset.pkl, train_mat_0, *.inter, u.data); pass format= one of {', '.join(FORMATS)}"
         )
     suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
     suffix = suffixes[-1] if suffixes else ""

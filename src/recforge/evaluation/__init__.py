@@ -1,6 +1,13 @@
-"""Full-ranking evaluation: per-query metrics, the evaluator, and top-k over unseen items."""
+"""Evaluation: per-query metrics, the evaluator (full ranking or sampled candidates), masked top-k."""
 
-from recforge.evaluation.evaluator import EVALUATED_FOLDS, METRIC_NAMES, EvaluationResult, Evaluator
+from recforge.evaluation.candidates import ranked_candidates, sample_unseen
+from recforge.evaluation.evaluator import (
+    EVALUATED_FOLDS,
+    FULL_RANKING_PREFIX,
+    METRIC_NAMES,
+    EvaluationResult,
+    Evaluator,
+)
 from recforge.evaluation.metrics import (
     PER_QUERY_METRICS,
     hit_matrix,
@@ -17,6 +24,7 @@ from recforge.evaluation.ranking import SparseRows, mask_seen_, ranked_items, to
 
 __all__ = [
     "EVALUATED_FOLDS",
+    "FULL_RANKING_PREFIX",
     "METRIC_NAMES",
     "PER_QUERY_METRICS",
     "EvaluationResult",
@@ -30,8 +38,10 @@ __all__ = [
     "mrr_at_k",
     "ndcg_at_k",
     "precision_at_k",
+    "ranked_candidates",
     "ranked_items",
     "ranking_metrics",
     "recall_at_k",
+    "sample_unseen",
     "top_k",
 ]

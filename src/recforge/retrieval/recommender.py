@@ -283,5 +283,7 @@ def evaluate_run(
         metrics=tuple(evaluation.metrics),
         batch_size=evaluation.batch_size,
         activity_slices=tuple(evaluation.activity_slices),
+        sampled_negatives=evaluation.sampled_negatives,
+        sampled_seed=evaluation.sampled_seed,
     )
     return {fold: evaluator.evaluate(*recommender.embeddings(fold), fold) for fold in folds}

@@ -72,6 +72,7 @@ class TrainResult:
             "valid": self.valid.metrics,
             "test": self.test.metrics,
             "test_slices": self.test.to_dict()["slices"],
+            "protocol": self.test.protocol,
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
             "timings": self.timings,
@@ -97,7 +98,7 @@ class TrainResult:
         table.add_row("seconds / epoch", f"{self.timings['seconds_per_epoch']:.2f}", "")
         table.add_row("evaluation time", f"{self.timings['eval_seconds']:.1f} s", "")
         table.add_row("parameters", f"{self.num_parameters:,}", "")
-        table.caption = f"split: {self.data.split.protocol}"
+        table.caption = f"split: {self.data.split.protocol}; evaluation: {self.test.protocol}"
         return table
 
 
@@ -164,6 +165,8 @@ def _train_locked(
         metrics=tuple(config.evaluation.metrics),
         batch_size=config.evaluation.batch_size,
         activity_slices=tuple(config.evaluation.activity_slices),
+        sampled_negatives=config.evaluation.sampled_negatives,
+        sampled_seed=config.evaluation.sampled_seed,
     )
     # fused Adam: one kernel over each table instead of ~10 elementwise passes (7.9 -> 1.6 ms a step
     # for Gowalla-sized tables on this CPU); torch has it for CPU and CUDA tensors

@@ -2,6 +2,7 @@
 
 from recforge.data.readers.atomic import read_atomic
 from recforge.data.readers.counted import read_counted
+from recforge.data.readers.derrd import read_derrd
 from recforge.data.readers.gformer import read_gformer
 from recforge.data.readers.known_pickle import load_known_pickle
 from recforge.data.readers.lightgcn import read_id_list, read_lightgcn
@@ -13,6 +14,7 @@ __all__ = [
     "load_known_pickle",
     "read_atomic",
     "read_counted",
+    "read_derrd",
     "read_gformer",
     "read_id_list",
     "read_item_attributes",
