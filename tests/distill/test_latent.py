@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from recforge.distill.latent import DE, DEParams, Experts
-from recforge.distill.teacher import TeacherSignal
-from recforge.errors import ConfigError
+from recforge.distill.teacher import TeacherError, TeacherSignal
 from recforge.objectives.outputs import BatchOutputs, TermContext
 
 
@@ -100,9 +99,9 @@ def test_de_needs_teacher_embeddings():
     bare = teacher_signal(3, 4, 2)
     from dataclasses import replace
 
-    with pytest.raises(ConfigError, match="query and item embeddings"):
+    with pytest.raises(TeacherError, match="query and item embeddings"):
         DE(DEParams(weight=1.0), context(replace(bare, query_embeddings=None)))
-    with pytest.raises(ConfigError, match="one row per user"):
+    with pytest.raises(TeacherError, match="one row per user"):
         DE(DEParams(weight=1.0), context(bare, num_users=5))
 
 

@@ -21,6 +21,7 @@ are the term's parameters: trained and checkpointed with the model, dropped at i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import torch
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import Tensor, nn
 
-from recforge.errors import ConfigError
+from recforge.distill.teacher import teacher_tables
 from recforge.objectives.contrastive import first_occurrences
 from recforge.objectives.outputs import BatchOutputs, TermContext
 from recforge.objectives.term import Term, TermParams
@@ -99,15 +100,11 @@ class DE(Term[DEParams]):
 
     def __init__(self, params: DEParams, context: TermContext) -> None:
         super().__init__(params, context)
-        teacher = context.teacher
-        if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
-            raise ConfigError("de: needs a teacher with query and item embeddings (objective.teacher)")
-        if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
-            raise ConfigError("de: the teacher's query embeddings must be one row per user")
-        self.register_buffer("teacher_users", teacher.query_embeddings.float(), persistent=False)
-        self.register_buffer("teacher_items", teacher.item_embeddings.float(), persistent=False)
-        self.user_experts = Experts(context.dim, teacher.query_embeddings.shape[1], params.experts)
-        self.item_experts = Experts(context.dim, teacher.item_embeddings.shape[1], params.experts)
+        users, items = teacher_tables(context, "de")
+        self.register_buffer("teacher_users", users, persistent=False)
+        self.register_buffer("teacher_items", items, persistent=False)
+        self.user_experts = Experts(context.dim, users.shape[1], params.experts)
+        self.item_experts = Experts(context.dim, items.shape[1], params.experts)
         self.temperature = params.start_temperature
 
     def on_epoch(self, epoch: int) -> None:
@@ -118,21 +115,12 @@ class DE(Term[DEParams]):
         )
 
     def forward(self, outputs: BatchOutputs) -> Tensor:
-        batch_size = len(outputs["query_ids"])
+        def loss(experts: Experts, table: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+            return lambda student, ids: experts(student, table[ids], self.temperature)
 
-        def distinct_loss(ids: Tensor, rows: Tensor, experts: Experts, table: Tensor) -> Tensor:
-            ids, rows = ids.reshape(-1), rows.reshape(-1, rows.shape[-1])
-            first = first_occurrences(ids)
-            return experts(rows[first], table[ids[first]], self.temperature).sum()
-
-        users = distinct_loss(outputs["query_ids"], outputs["queries"], self.user_experts, self.teacher_users)
-        positives = distinct_loss(
-            outputs["positive_ids"], outputs["positives"], self.item_experts, self.teacher_items
+        return side_losses(
+            outputs, loss(self.user_experts, self.teacher_users), loss(self.item_experts, self.teacher_items)
         )
-        negatives = distinct_loss(
-            outputs["negative_ids"], outputs["negatives"], self.item_experts, self.teacher_items
-        )
-        return (users + 0.5 * (positives + negatives)) / batch_size
 
 
 class PHRParams(TermParams):
@@ -188,35 +176,37 @@ class PHR(Term[PHRParams]):
 
     def __init__(self, params: PHRParams, context: TermContext) -> None:
         super().__init__(params, context)
-        teacher = context.teacher
-        if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
-            raise ConfigError("phr: needs a teacher with query and item embeddings (objective.teacher)")
-        if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
-            raise ConfigError("phr: the teacher's query embeddings must be one row per user")
-        self.register_buffer("teacher_users", teacher.query_embeddings.float(), persistent=False)
-        self.register_buffer("teacher_items", teacher.item_embeddings.float(), persistent=False)
-        self.user_projection = PersonalisedProjection(
-            context.dim, teacher.query_embeddings.shape[1], params.hidden
-        )
-        self.item_projection = PersonalisedProjection(
-            context.dim, teacher.item_embeddings.shape[1], params.hidden
-        )
+        users, items = teacher_tables(context, "phr")
+        self.register_buffer("teacher_users", users, persistent=False)
+        self.register_buffer("teacher_items", items, persistent=False)
+        self.user_projection = PersonalisedProjection(context.dim, users.shape[1], params.hidden)
+        self.item_projection = PersonalisedProjection(context.dim, items.shape[1], params.hidden)
 
     def forward(self, outputs: BatchOutputs) -> Tensor:
-        def distinct_loss(
-            ids: Tensor, rows: Tensor, projection: PersonalisedProjection, table: Tensor
-        ) -> Tensor:
-            ids, rows = ids.reshape(-1), rows.reshape(-1, rows.shape[-1])
-            first = first_occurrences(ids)
-            return projection(rows[first], table[ids[first]]).sum()
+        def loss(projection: PersonalisedProjection, table: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+            return lambda student, ids: projection(student, table[ids])
 
-        users = distinct_loss(
-            outputs["query_ids"], outputs["queries"], self.user_projection, self.teacher_users
+        return side_losses(
+            outputs,
+            loss(self.user_projection, self.teacher_users),
+            loss(self.item_projection, self.teacher_items),
         )
-        positives = distinct_loss(
-            outputs["positive_ids"], outputs["positives"], self.item_projection, self.teacher_items
-        )
-        negatives = distinct_loss(
-            outputs["negative_ids"], outputs["negatives"], self.item_projection, self.teacher_items
-        )
-        return (users + 0.5 * (positives + negatives)) / len(outputs["query_ids"])
+
+
+def side_losses(
+    outputs: BatchOutputs,
+    user_loss: Callable[[Tensor, Tensor], Tensor],
+    item_loss: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """DE's weighting of per-entity losses ``loss(student rows, ids) -> (N,)``: the batch's distinct
+    users, plus half of its distinct positive and of its distinct negative items, over the batch size."""
+
+    def distinct(ids: Tensor, rows: Tensor, loss: Callable[[Tensor, Tensor], Tensor]) -> Tensor:
+        ids, rows = ids.reshape(-1), rows.reshape(-1, rows.shape[-1])
+        first = first_occurrences(ids)
+        return loss(rows[first], ids[first]).sum()
+
+    users = distinct(outputs["query_ids"], outputs["queries"], user_loss)
+    positives = distinct(outputs["positive_ids"], outputs["positives"], item_loss)
+    negatives = distinct(outputs["negative_ids"], outputs["negatives"], item_loss)
+    return (users + 0.5 * (positives + negatives)) / len(outputs["query_ids"])

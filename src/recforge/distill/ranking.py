@@ -28,6 +28,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from recforge.distill.teacher import teacher_tables
 from recforge.errors import ConfigError
 from recforge.evaluation.ranking import SparseRows
 from recforge.objectives.contrastive import first_occurrences
@@ -185,11 +186,7 @@ class IRRRD(Term[IRRRDParams]):
 
     def __init__(self, params: IRRRDParams, context: TermContext) -> None:
         super().__init__(params, context)
-        teacher = context.teacher
-        if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
-            raise ConfigError("ir_rrd: needs a teacher with query and item embeddings (objective.teacher)")
-        if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
-            raise ConfigError("ir_rrd: the teacher's query embeddings must be one row per user")
+        teacher_users, teacher_items = teacher_tables(context, "ir_rrd")
         if context.train is None:
             raise ConfigError("ir_rrd: needs a task with a user-item training matrix")
         top = min(params.top, context.num_users)
@@ -198,9 +195,7 @@ class IRRRD(Term[IRRRDParams]):
                 f"objective.terms.ir_rrd: k = {params.k} interesting users cannot come from {top}"
             )
         train_by_item = sp.csr_matrix(context.train.T, dtype=np.float32)
-        self.top_users = teacher_item_rankings(
-            teacher.item_embeddings, teacher.query_embeddings, train_by_item, top
-        )
+        self.top_users = teacher_item_rankings(teacher_items, teacher_users, train_by_item, top)
         self.excluded = _union(train_by_item, self.top_users, context.num_users)
         self.seed, self.num_users, self.device = context.seed, context.num_users, context.device
         self.interesting: Tensor

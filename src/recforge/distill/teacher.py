@@ -248,6 +248,17 @@ def check_teacher(signal: TeacherSignal, *, where: str) -> None:
             )
 
 
+def teacher_tables(context: Any, term: str) -> tuple[Tensor, Tensor]:
+    """The teacher's (U, d_t) user and (I, d_t) item embeddings for a term that reads them, checked
+    to be there and to be one row per user of the student's split."""
+    teacher = context.teacher
+    if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
+        raise TeacherError(f"{term}: needs a teacher with query and item embeddings (objective.teacher)")
+    if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
+        raise TeacherError(f"{term}: the teacher's query embeddings must be one row per user")
+    return teacher.query_embeddings.float(), teacher.item_embeddings.float()
+
+
 def top_unseen(
     queries: Tensor, items: Tensor, k: int, exclude: Any = None, *, batch_size: int = 1024
 ) -> tuple[Tensor, Tensor]:

@@ -30,6 +30,7 @@ from pydantic import Field
 from torch import Tensor
 
 from recforge.distill.latent import Experts
+from recforge.distill.teacher import teacher_tables
 from recforge.errors import ConfigError
 from recforge.objectives.contrastive import first_occurrences
 from recforge.objectives.outputs import BatchOutputs, TermContext
@@ -53,15 +54,9 @@ class _TeacherTopology(Term[TermParams]):
 
     def __init__(self, params: TermParams, context: TermContext) -> None:
         super().__init__(params, context)
-        teacher = context.teacher
-        if teacher is None or teacher.query_embeddings is None or teacher.item_embeddings is None:
-            raise ConfigError("topology distillation needs a teacher with query and item embeddings")
-        if teacher.queries != "users" or len(teacher.query_embeddings) != context.num_users:
-            raise ConfigError(
-                "topology distillation: the teacher's query embeddings must be one row per user"
-            )
-        self.register_buffer("teacher_users", teacher.query_embeddings.float(), persistent=False)
-        self.register_buffer("teacher_items", teacher.item_embeddings.float(), persistent=False)
+        users, items = teacher_tables(context, "topology distillation")
+        self.register_buffer("teacher_users", users, persistent=False)
+        self.register_buffer("teacher_items", items, persistent=False)
 
     def entities(self, outputs: BatchOutputs) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Distinct users and items: ids, student rows, teacher rows, each side apart."""

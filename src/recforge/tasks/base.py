@@ -76,6 +76,21 @@ def check_needs(task: str, needs: frozenset[str], provides: frozenset[str]) -> N
         raise ConfigError(f"{task} cannot provide {missing}; it provides {sorted(provides)}")
 
 
+def term_context(setup: TaskSetup, positives: Any) -> TermContext:
+    """What the terms of ``setup``'s objective may know: sizes, the training matrix, the seed, and
+    the popularity of ``positives`` (the item ids the task trains as positives, 0-based)."""
+    split, config = setup.split, setup.config
+    return TermContext(
+        num_users=split.num_users,
+        num_items=split.num_items,
+        dim=config.model.dim,
+        positive_counts=positive_counts(positives, split.num_items, setup.device),
+        device=setup.device,
+        train=split.csr("train"),
+        seed=config.seed,
+    )
+
+
 def positive_counts(items: Any, num_items: int, device: torch.device) -> Tensor:
     """(I,) float32 how often each item id in ``items`` occurs (0-based ids)."""
     counts = np.bincount(np.asarray(items, dtype=np.int64), minlength=num_items)

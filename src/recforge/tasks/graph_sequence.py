@@ -18,8 +18,8 @@ from recforge.data.sequences import SequenceBatch, SequenceBatches, sequence_exa
 from recforge.errors import RecforgeError
 from recforge.models.gsau import GSAU
 from recforge.objectives.graph_sequence_terms import GRAPH_PAIRS, GraphPairs
-from recforge.objectives.outputs import BatchOutputs, TermContext
-from recforge.tasks.base import Batches, TaskSetup, check_needs, positive_counts
+from recforge.objectives.outputs import BatchOutputs
+from recforge.tasks.base import Batches, TaskSetup, check_needs, term_context
 from recforge.tasks.sequence import max_length_of
 
 GRAPH_SEQUENCE_OUTPUTS = frozenset({"queries", "positive_ids", "positives", "items", GRAPH_PAIRS})
@@ -83,15 +83,7 @@ class GraphSequenceTask:
         )
         self.batches: Batches = JointBatches(windows, split.train, seed=config.seed)
         targets = examples.targets[examples.targets > 0] - 1
-        self.context = TermContext(
-            num_users=split.num_users,
-            num_items=split.num_items,
-            dim=config.model.dim,
-            positive_counts=positive_counts(targets, split.num_items, setup.device),
-            device=setup.device,
-            train=split.csr("train"),
-            seed=config.seed,
-        )
+        self.context = term_context(setup, targets)
 
     def on_epoch(self, epoch: int) -> None:
         self.batches.set_epoch(epoch)

@@ -28,7 +28,7 @@ from recforge.data.graph import normalized_adjacency
 from recforge.data.sampling import TrainingBatches, TripletBatch
 from recforge.errors import ConfigError
 from recforge.models.rgt import RGT, RGTConfig
-from recforge.objectives.outputs import BatchOutputs, TermContext
+from recforge.objectives.outputs import BatchOutputs
 from recforge.objectives.rationale_terms import (
     COMPLEMENT_VIEWS,
     MASKED_EDGES,
@@ -38,7 +38,7 @@ from recforge.objectives.rationale_terms import (
     NodeRows,
     RationaleViews,
 )
-from recforge.tasks.base import Batches, TaskSetup, check_needs, positive_counts
+from recforge.tasks.base import Batches, TaskSetup, check_needs, term_context
 from recforge.tasks.triplet import TRIPLET_OUTPUTS, triplet_outputs
 
 SSL_ROWS = 1024
@@ -87,15 +87,7 @@ class RationaleTask:
             num_negatives=config.train.num_negatives,
             seed=config.seed,
         )
-        self.context = TermContext(
-            num_users=split.num_users,
-            num_items=split.num_items,
-            dim=config.model.dim,
-            positive_counts=positive_counts(split.train.items, split.num_items, device),
-            device=device,
-            train=split.csr("train"),
-            seed=config.seed,
-        )
+        self.context = term_context(setup, split.train.items)
         self.generator = torch.Generator(device=device).manual_seed(config.seed)
         self.steps = 0
         self.rationale: Tensor | None = None  # the current split of the edges, drawn at step 0

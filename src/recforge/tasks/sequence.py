@@ -16,8 +16,8 @@ from torch import Tensor
 from recforge.config_base import ModelSettings
 from recforge.data.sequences import SequenceBatch, SequenceBatches, sequence_examples
 from recforge.errors import ConfigError
-from recforge.objectives.outputs import BatchOutputs, TermContext
-from recforge.tasks.base import Batches, TaskSetup, check_needs, positive_counts
+from recforge.objectives.outputs import BatchOutputs
+from recforge.tasks.base import Batches, TaskSetup, check_needs, term_context
 
 SEQUENCE_OUTPUTS = frozenset({"queries", "positive_ids", "positives", "negative_ids", "negatives", "items"})
 
@@ -51,15 +51,7 @@ class SequenceTask:
             seed=config.seed,
         )
         targets = examples.targets[examples.targets > 0] - 1  # sequence ids are shifted by one
-        self.context = TermContext(
-            num_users=split.num_users,
-            num_items=split.num_items,
-            dim=config.model.dim,
-            positive_counts=positive_counts(targets, split.num_items, setup.device),
-            device=setup.device,
-            train=split.csr("train"),
-            seed=config.seed,
-        )
+        self.context = term_context(setup, targets)
         self.item_table = cast(Callable[[], Tensor], self.model.item_embeddings)
 
     def on_epoch(self, epoch: int) -> None:

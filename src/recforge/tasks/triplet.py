@@ -13,8 +13,8 @@ from torch import Tensor
 
 from recforge.config_base import ModelSettings
 from recforge.data.sampling import TrainingBatches, TripletBatch
-from recforge.objectives.outputs import BatchOutputs, TermContext
-from recforge.tasks.base import Batches, TaskSetup, check_needs, positive_counts
+from recforge.objectives.outputs import BatchOutputs
+from recforge.tasks.base import Batches, TaskSetup, check_needs, term_context
 
 TRIPLET_OUTPUTS = frozenset(
     {
@@ -49,15 +49,7 @@ class TripletTask:
             num_negatives=config.train.num_negatives,
             seed=config.seed,
         )
-        self.context = TermContext(
-            num_users=split.num_users,
-            num_items=split.num_items,
-            dim=config.model.dim,
-            positive_counts=positive_counts(split.train.items, split.num_items, setup.device),
-            device=setup.device,
-            train=split.csr("train"),
-            seed=config.seed,
-        )
+        self.context = term_context(setup, split.train.items)
         # every graph encoder has it (the embedding contract); nn.Module does not tell a type checker
         self.initial_embeddings = cast(Callable[[], tuple[Tensor, Tensor]], self.model.initial_embeddings)
 
