@@ -61,7 +61,16 @@ def export_signal() -> None:
     """The teacher's TeacherSignal, once the teacher has finished."""
     if (SIGNAL / "teacher.json").exists() or not (OUT / "teacher" / "metrics.json").exists():
         return
-    command = [sys.executable, "-m", "recforge.cli", "teacher", "export", str(OUT / "teacher"), "-o", str(SIGNAL)]
+    command = [
+        sys.executable,
+        "-m",
+        "recforge.cli",
+        "teacher",
+        "export",
+        str(OUT / "teacher"),
+        "-o",
+        str(SIGNAL),
+    ]
     subprocess.run([*command, "--k", "500"], check=True, cwd=REPO)
 
 
