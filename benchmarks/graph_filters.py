@@ -57,7 +57,7 @@ GFCF_ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.8)
 BSPM_GRID = (  # (ideal_weight β, sharpening_time T_s); one RK4 step, as the reference on Gowalla
     (0.2, 2.5), (0.2, 1.5), (0.2, 3.5), (0.1, 2.5), (0.4, 2.5),
 )
-EASE_REGULARIZATIONS = (100.0, 300.0, 1000.0)
+EASE_REGULARIZATIONS = (25.0, 50.0, 100.0)
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -106,9 +106,10 @@ def phase(name: str) -> Iterator[Phase]:
         print(f"  [{name}] {record.seconds:.1f} s, peak RSS {record.peak_gib:.2f} GiB", flush=True)
 
 
-def evaluate(evaluator: Evaluator, fold: str, score: Callable[[torch.Tensor], torch.Tensor],
+def evaluate(evaluator: Evaluator, fold: str, score: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
              label: str) -> EvaluationResult:
-    buffer = torch.empty(evaluator.batch_size, evaluator.split.num_items)  # one block for every batch
+    """``Evaluator.evaluate_scores`` of ``score(users, out)``, timed; one score buffer for every batch."""
+    buffer = torch.empty(evaluator.batch_size, evaluator.split.num_items)
 
     def score_batch(users: torch.Tensor) -> torch.Tensor:
         return score(users, buffer[: len(users)])
@@ -125,7 +126,8 @@ def by_users(model: GFCF | BSPM | EASE) -> Callable[[torch.Tensor, torch.Tensor]
     return lambda users, out: model.scores(users, out=out)
 
 
-def by_histories(model: GFCF | BSPM | EASE, histories: sp.csr_matrix) -> Callable[..., torch.Tensor]:
+def by_histories(model: GFCF | BSPM | EASE,
+                 histories: sp.csr_matrix) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     return lambda users, out: model.history_scores(histories[users.numpy()], out=out)
 
 
@@ -151,7 +153,7 @@ def known_before_test(split: Split) -> sp.csr_matrix:
     return known
 
 
-def test_fitted_on_train(outcome: Outcome, evaluator: Evaluator, model: GFCF | BSPM | EASE) -> None:
+def score_test_fitted_on_train(outcome: Outcome, evaluator: Evaluator, model: GFCF | BSPM | EASE) -> None:
     """The test fold, scored once from the train rows and once from the train + valid rows."""
     known = known_before_test(evaluator.split)
     protocols = (("train", by_users(model)), ("train, history +valid", by_histories(model, known)))
@@ -160,7 +162,7 @@ def test_fitted_on_train(outcome: Outcome, evaluator: Evaluator, model: GFCF | B
         outcome.test[protocol], outcome.test_seconds[protocol] = dict(result.metrics), result.seconds
 
 
-def test_refitted(outcome: Outcome, evaluator: Evaluator,
+def score_test_refitted(outcome: Outcome, evaluator: Evaluator,
                   make: Callable[[sp.csr_matrix], GFCF | BSPM | EASE]) -> None:
     """The test fold, scored once by the filter refitted on train + valid (the original train.txt)."""
     with phase(f"{outcome.name} [train+valid]: fit") as record:
@@ -186,9 +188,9 @@ def run_gfcf(split: Split, evaluator: Evaluator, threads: int) -> Outcome:
     outcome = Outcome("GF-CF", f"alpha={model.alpha:g}, k=256",
                       {"recall@20": selection[best][1], "ndcg@20": selection[best][2]}, fit_seconds,
                       selection=selection)
-    test_fitted_on_train(outcome, evaluator, model)
+    score_test_fitted_on_train(outcome, evaluator, model)
     del model
-    test_refitted(outcome, evaluator, lambda known: GFCF(
+    score_test_refitted(outcome, evaluator, lambda known: GFCF(
         known, alpha=GFCF_ALPHAS[best], num_factors=256, num_threads=threads))
     return outcome
 
@@ -210,9 +212,9 @@ def run_bspm(split: Split, evaluator: Evaluator, threads: int) -> Outcome:
     outcome = Outcome("BSPM", f"{selection[best][0]}, k=448, rk4 1 step",
                       {"recall@20": selection[best][1], "ndcg@20": selection[best][2]}, fit_seconds,
                       selection=selection)
-    test_fitted_on_train(outcome, evaluator, model)
+    score_test_fitted_on_train(outcome, evaluator, model)
     del model
-    test_refitted(outcome, evaluator, lambda known: BSPM(
+    score_test_refitted(outcome, evaluator, lambda known: BSPM(
         known, num_factors=448, ideal_weight=ideal_weight, sharpening_time=sharpening_time,
         num_threads=threads))
     return outcome
@@ -246,9 +248,9 @@ def run_ease(split: Split, evaluator: Evaluator, threads: int) -> Outcome | None
         with phase(f"EASE lambda={regularization:g}: fit again") as record:
             model = EASE(split.csr("train"), regularization=regularization, num_threads=threads).fit()
     assert model is not None
-    test_fitted_on_train(outcome, evaluator, model)
+    score_test_fitted_on_train(outcome, evaluator, model)
     model = None
-    test_refitted(outcome, evaluator, lambda known: EASE(known, regularization=regularization,
+    score_test_refitted(outcome, evaluator, lambda known: EASE(known, regularization=regularization,
                                                             num_threads=threads))
     return outcome
 
