@@ -51,8 +51,19 @@ def student(variant: str, seed: int) -> Run:
     )
 
 
+L2_WEIGHTS = ("1e-4", "1e-5", "0")
+
+
+def l2_candidate(role: str, weight: str) -> Run:
+    """A run of the L2 selection: the same config with another ``l2`` weight, chosen on valid."""
+    overrides = (f"objective.terms.l2.weight={weight}",) if weight != "0" else ("objective.terms.l2=null",)
+    return Run(f"{role}-l2-{weight}", CONFIGS / f"mf-{role}.yaml", overrides)
+
+
+L2_RUNS = [l2_candidate(role, weight) for role in ("student", "teacher") for weight in L2_WEIGHTS]
 RUNS = {
     "teacher": Run("teacher", CONFIGS / "mf-teacher.yaml"),
+    **{run.name: run for run in L2_RUNS},
     **{run.name: run for run in (student(variant, seed) for variant in STUDENT_TERMS for seed in SEEDS)},
 }
 

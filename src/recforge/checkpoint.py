@@ -72,8 +72,22 @@ def module_tensors(modules: Mapping[str, nn.Module]) -> dict[str, torch.Tensor]:
 
 def save_weights(modules: Mapping[str, nn.Module], path: Path, info: CheckpointInfo) -> None:
     """Write the state of ``modules`` (``{"model": encoder, "objective": objective}``) to ``path``."""
-    tensors = module_tensors(modules)
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=info.to_metadata()))
+    save_tensors(module_tensors(modules), path, info)
+
+
+def save_tensors(tensors: Mapping[str, torch.Tensor], path: Path, info: CheckpointInfo) -> None:
+    """Write named tensors (``model.<name>``: a fitted filter's state) with ``info`` as metadata."""
+    contiguous = {name: tensor.detach().cpu().contiguous() for name, tensor in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(contiguous, str(tmp), metadata=info.to_metadata()))
+
+
+def load_tensors(path: Path, prefix: str, expected: CheckpointInfo) -> dict[str, torch.Tensor]:
+    """The tensors under ``prefix.`` in ``path`` (prefix removed), after the checks of
+    :func:`load_weights`: what a filter restores from."""
+    check_info(path, read_checkpoint_info(path), expected)
+    head = prefix + "."
+    tensors = _read_tensors(path)
+    return {name[len(head) :]: tensor for name, tensor in tensors.items() if name.startswith(head)}
 
 
 def read_checkpoint_info(path: Path) -> CheckpointInfo:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args
 import yaml
 from pydantic import Field, SerializeAsAny, ValidationError, field_validator, model_validator
 
-from recforge.config_base import ModelSettings
+from recforge.config_base import FilterSettings, ModelSettings
 from recforge.config_base import Strict as _Strict
 from recforge.errors import ConfigError
 from recforge.objectives.term import TermParams
@@ -64,15 +64,16 @@ class DataConfig(_Strict):
 
 
 def _model_union() -> Any:
-    """The ``model:`` section: one config class per recipe, picked by ``name``."""
-    from recforge.recipes import RECIPES
+    """The ``model:`` section: one config class per recipe or filter, picked by ``name``."""
+    from recforge.recipes import FILTERS, RECIPES
 
-    classes = tuple(recipe.config for recipe in RECIPES.values())
+    trained = [recipe.config for recipe in RECIPES.values()]
+    classes = (*trained, *(recipe.config for recipe in FILTERS.values()))
     return Annotated[Union[classes], Field(discriminator="name")]  # noqa: UP007 - built at run time
 
 
 if TYPE_CHECKING:
-    ModelConfig = ModelSettings
+    ModelConfig = ModelSettings | FilterSettings
 else:
     ModelConfig = _model_union()
 
@@ -170,6 +171,11 @@ class EvaluationConfig(_Strict):
     sampled_seed: Annotated[int, Field(ge=0)] = 0
 
 
+FILTER_TRAIN_SETTINGS = frozenset({"num_threads"})
+"""The ``train:`` keys a filter reads: how many threads fit and score it (filters run on the CPU,
+in scipy's sparse kernels and torch's CPU LAPACK)."""
+
+
 class ExperimentConfig(_Strict):
     """One experiment: data → split → model → objective → training → evaluation."""
 
@@ -182,12 +188,56 @@ class ExperimentConfig(_Strict):
     train: TrainConfig = TrainConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
 
+    @property
+    def is_filter(self) -> bool:
+        """Whether the model is a training-free filter (fitted once, no objective, no epochs)."""
+        return isinstance(self.model, FilterSettings)
+
+    @property
+    def trained_model(self) -> ModelSettings:
+        """The ``model`` section of a model that trains (what tasks and encoders read)."""
+        if not isinstance(self.model, ModelSettings):
+            raise ConfigError(f"model '{self.model.name}' is a training-free filter: no encoder to train")
+        return self.model
+
+    @property
+    def filter_model(self) -> FilterSettings:
+        """The ``model`` section of a training-free filter."""
+        if not isinstance(self.model, FilterSettings):
+            raise ConfigError(f"model '{self.model.name}' is trained, not a training-free filter")
+        return self.model
+
+    @model_validator(mode="after")
+    def _filters_have_no_training(self) -> ExperimentConfig:
+        if not self.is_filter:
+            return self
+        if self.objective != ObjectiveConfig():  # set by hand (a saved run's defaults are fine)
+            raise ValueError(
+                f"objective: model '{self.model.name}' is a training-free filter, fitted in closed form "
+                "from the training matrix; it has no loss terms or teacher (remove the objective section)"
+            )
+        defaults = TrainConfig()
+        ignored = sorted(
+            name
+            for name in TrainConfig.model_fields
+            if name not in FILTER_TRAIN_SETTINGS and getattr(self.train, name) != getattr(defaults, name)
+        )
+        if ignored:
+            raise ValueError(
+                f"train.{ignored[0]}: model '{self.model.name}' is a training-free filter fitted on the "
+                f"CPU, so train.{', train.'.join(ignored)} would have no effect; it reads only "
+                "train.num_threads"
+            )
+        return self
+
     @model_validator(mode="after")
     def _terms_fit_the_model(self) -> ExperimentConfig:
         from recforge.objectives.registry import TERMS
         from recforge.recipes import RECIPES
 
-        provided = RECIPES[self.model.name].task.provides(self.model)
+        if self.is_filter:
+            return self
+        provided = RECIPES[self.model.name].task.provides(self.trained_model)
         for name in self.objective.terms:
             if TERMS[name].teacher_needs and self.objective.teacher is None:
                 raise ValueError(
@@ -204,6 +254,8 @@ class ExperimentConfig(_Strict):
 
     @model_validator(mode="after")
     def _stopping_metric_is_evaluated(self) -> ExperimentConfig:
+        if self.is_filter:
+            return self  # nothing stops early
         metric = self.train.early_stopping_metric
         name, _, k = metric.partition("@")
         if name not in self.evaluation.metrics or not k.isdigit() or int(k) not in self.evaluation.ks:
@@ -302,13 +354,13 @@ def _describe(
     key_lines: dict[tuple[str, ...], int],
     overridden: dict[tuple[str, ...], str],
 ) -> str:
-    from recforge.recipes import RECIPES
+    from recforge.recipes import FILTERS, RECIPES
 
     messages = []
     for problem in error.errors():
         location = tuple(str(part) for part in problem["loc"] if not isinstance(part, int))
         # the discriminated union adds the model name as a location part: drop it for display
-        location = tuple(part for part in location if part not in (*RECIPES, "function-after"))
+        location = tuple(part for part in location if part not in (*RECIPES, *FILTERS, "function-after"))
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "union_tag_invalid":
             location = (*location, "name")

@@ -55,6 +55,18 @@ class ModelSettings(Strict):
         return self.model_dump(exclude={"name"})
 
 
+class FilterSettings(Strict):
+    """The ``model`` section of a training-free filter (GF-CF, BSPM, EASE): ``name`` and the
+    closed form's hyperparameters. No ``dim``, no objective, no training loop: the filter is
+    fitted once from the training matrix (:mod:`recforge.train.fit_filter`)."""
+
+    name: str
+
+    def filter_arguments(self) -> dict[str, object]:
+        """The hyperparameters as keyword arguments of the filter class (``name`` left out)."""
+        return self.model_dump(exclude={"name"})
+
+
 def _scalar_kinds(annotation: Any) -> set[Any]:
     """The scalar types a field annotation admits (``int | None`` -> {int, NoneType}); Literal
     values count as their types, paths as ``"path"``, containers as nothing (their items are

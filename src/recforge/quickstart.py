@@ -66,7 +66,9 @@ def recommendations_for(result: TrainResult, num_users: int = 3, k: int = 10) ->
 
 def run_quickstart(output_dir: Path, overrides: tuple[str, ...] = (), **train_options: object) -> TrainResult:
     config = quickstart_config((*overrides, f"output_dir={output_dir}"))
-    return train(config, **train_options)  # type: ignore[arg-type]
+    result = train(config, **train_options)  # type: ignore[arg-type]
+    assert isinstance(result, TrainResult)  # the quickstart trains LightGCN
+    return result
 
 
 __all__ = ["UserRecommendations", "quickstart_config", "recommendations_for", "run_quickstart"]

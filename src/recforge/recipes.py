@@ -5,6 +5,11 @@ tensors its ``forward`` reads, the training task, and the scorer that ranks with
 schema, the trainer, ``recforge evaluate`` and
 :func:`~recforge.retrieval.recommender.load_recommender` all read this table, so adding a model is
 one model file (the encoder and its config class), one line here, and its configs.
+
+Training-free filters (GF-CF, BSPM, EASE) have a second, shorter table, :data:`FILTERS`: a config
+class and the filter class. ``recforge train`` fits them once instead of running epochs
+(:mod:`recforge.train.fit_filter`); everything downstream reads them through
+:class:`~recforge.models.scoring.FilterScorer`.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from recforge.config_base import ModelSettings
+from recforge.config_base import FilterSettings, ModelSettings
 from recforge.data.graph import bipartite_edge_index, normalized_adjacency
 from recforge.errors import UnknownNameError
+from recforge.models.filters import BSPM, EASE, GFCF, BSPMConfig, EASEConfig, GFCFConfig, _Filter
 from recforge.models.gat import GAT, GATConfig
 from recforge.models.gru4rec import GRU4Rec, GRU4RecConfig
 from recforge.models.gsau import GSAU, GSAUConfig
@@ -110,10 +116,42 @@ RECIPES: dict[str, Recipe] = {
 """Every model a config may name."""
 
 
+@dataclass(frozen=True)
+class FilterRecipe:
+    """How one training-free filter is built: its ``model:`` config class and the filter class,
+    called as ``filter(train_matrix, seed=, num_threads=, **settings.filter_arguments())`` (EASE
+    takes no seed)."""
+
+    config: type[FilterSettings]
+    filter: type[_Filter]
+
+    def build(
+        self, settings: FilterSettings, train: sp.spmatrix | sp.sparray, *, seed: int, num_threads: int | None
+    ) -> _Filter:
+        arguments: dict[str, Any] = {**settings.filter_arguments(), "num_threads": num_threads}
+        if self.filter is not EASE:
+            arguments["seed"] = seed
+        return self.filter(train, **arguments)
+
+
+FILTERS: dict[str, FilterRecipe] = {
+    "gfcf": FilterRecipe(GFCFConfig, GFCF),
+    "bspm": FilterRecipe(BSPMConfig, BSPM),
+    "ease": FilterRecipe(EASEConfig, EASE),
+}
+"""Every training-free filter a config may name."""
+
+
 def recipe_of(name: str) -> Recipe:
     if name not in RECIPES:
         raise UnknownNameError("model", name, list(RECIPES))
     return RECIPES[name]
+
+
+def filter_recipe_of(name: str) -> FilterRecipe:
+    if name not in FILTERS:
+        raise UnknownNameError("filter", name, list(FILTERS))
+    return FILTERS[name]
 
 
 def graph_inputs(

@@ -401,3 +401,34 @@ def test_an_svd_that_does_not_converge_is_a_recforge_error(interactions, monkeyp
     monkeypatch.setattr(filters, "svds", no_convergence)
     with pytest.raises(RecforgeError, match=r"truncated SVD .* \(k=3\) did not converge; lower num_factors"):
         GFCF(interactions, num_factors=3).fit()
+
+
+# --- fitted state: what a run directory saves, and restoring it without the slow part ----------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: GFCF(m, alpha=0.4, num_factors=4, seed=3),
+        lambda m: BSPM(m, num_factors=4, ideal_weight=0.3, seed=3),
+        lambda m: EASE(m, regularization=2.0),
+    ],
+    ids=["gfcf", "bspm", "ease"],
+)
+def test_restored_filter_scores_bit_for_bit_like_the_fitted_one(interactions, make):
+    fitted = make(interactions).fit()
+    tensors = {name: tensor.clone() for name, tensor in fitted.fitted_tensors().items()}
+    restored = make(interactions).restore(tensors)
+    assert torch.equal(restored.scores(ALL_USERS), fitted.scores(ALL_USERS))
+
+
+def test_restore_refuses_state_of_another_shape_or_with_nan(interactions):
+    state = GFCF(interactions, num_factors=4).fit().fitted_tensors()
+    with pytest.raises(RecforgeError, match="right_singular_vectors' must be float32 \\(9, 3\\)"):
+        GFCF(interactions, num_factors=3).restore(state)
+    with pytest.raises(RecforgeError, match="'weights' must be float32 \\(9, 9\\), found missing"):
+        EASE(interactions).restore(state)
+    poisoned = {"right_singular_vectors": state["right_singular_vectors"].clone()}
+    poisoned["right_singular_vectors"][0, 0] = float("nan")
+    with pytest.raises(RecforgeError, match="NaN or inf"):
+        GFCF(interactions, num_factors=4).restore(poisoned)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import pickle  # only for the error type torch.load(weights_only=True) raises
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -78,17 +78,15 @@ class TeacherSignal:
         return len(self.item_ids)
 
     def __repr__(self) -> str:
-        dims = {
-            name: int(tensor.shape[1])
+        fields = [f"queries={self.queries}", f"num_queries={self.num_queries}", f"k={self.k}",
+                  f"items={self.num_items}"]
+        fields += [
+            f"{name}={int(tensor.shape[1])}"
             for name, tensor in (("item_dim", self.item_embeddings), ("query_dim", self.query_embeddings))
             if tensor is not None
-        }
-        return (
-            f"TeacherSignal(queries={self.queries}, num_queries={self.num_queries}, k={self.k}, "
-            f"items={self.num_items}, "
-            + ", ".join(f"{key}={value}" for key, value in dims.items())
-            + f", split={self.split_hash}, producer={self.producer.get('model', '?')})"
-        )
+        ]
+        fields += [f"split={self.split_hash}", f"producer={self.producer.get('model', '?')}"]
+        return f"TeacherSignal({', '.join(fields)})"
 
     def meta(self) -> dict[str, Any]:
         return {
@@ -260,22 +258,32 @@ def teacher_tables(context: Any, term: str) -> tuple[Tensor, Tensor]:
 
 
 def top_unseen(
-    queries: Tensor, items: Tensor, k: int, exclude: Any = None, *, batch_size: int = 1024
+    score: Callable[[Tensor], Tensor],
+    num_queries: int,
+    k: int,
+    exclude: Any = None,
+    *,
+    batch_size: int = 1024,
 ) -> tuple[Tensor, Tensor]:
-    """(Q, k) best items and scores by dot product, skipping each row's ``exclude`` (CSR) items."""
-    k = min(k, items.shape[0])
-    seen = None if exclude is None else SparseRows.from_csr(exclude, queries.device)
+    """(Q, k) best items and their scores, skipping each row's ``exclude`` (CSR) items, for
+    ``score(rows (B,) int64) -> (B, I)`` fresh scores of queries ``0 .. num_queries - 1``."""
     top_items, top_scores = [], []
+    seen = None
     with torch.no_grad():
-        for start in range(0, len(queries), batch_size):
-            stop = min(start + batch_size, len(queries))
-            scores = queries[start:stop] @ items.T
+        for start in range(0, num_queries, batch_size):
+            stop = min(start + batch_size, num_queries)
+            scores = score(torch.arange(start, stop))
+            k = min(k, scores.shape[1])
+            if exclude is not None and seen is None:
+                seen = SparseRows.from_csr(exclude, scores.device)
             if seen is not None:
                 mask_seen_(scores, *seen.block(start, stop))
             values, ranked = top_k(scores, k)
-            top_items.append(ranked)
-            top_scores.append(values)
-    return torch.cat(top_items).cpu(), torch.cat(top_scores).cpu()
+            top_items.append(ranked.cpu())
+            top_scores.append(values.cpu())
+    if not top_items:
+        return torch.zeros(0, k, dtype=torch.long), torch.zeros(0, k)
+    return torch.cat(top_items), torch.cat(top_scores)
 
 
 def export_teacher(
@@ -286,17 +294,19 @@ def export_teacher(
     ``queries="users"`` (the default for models ranking by user): each user's top ``k`` items
     outside their training items, scored from the training history only (the query a model makes
     before the validation item), so a student never sees valid or test through its teacher; the
-    user and item tables as embeddings. ``queries="positions"`` (sequential models): the state
-    after every prefix of each training sequence, its top ``k`` items (nothing excluded: the next
-    item is what the list should hold), and that state as the query embedding.
+    user and item tables as embeddings (for a filter run, GF-CF, BSPM or EASE: the lists from the
+    filter's own scores, the embeddings its low-rank ideal part, none for EASE).
+    ``queries="positions"`` (sequential models): the state after every prefix of each training
+    sequence, its top ``k`` items (nothing excluded: the next item is what the list should hold),
+    and that state as the query embedding.
     """
     from recforge.data.sequences import prefix_windows
+    from recforge.models.scoring import FilterScorer
     from recforge.retrieval.recommender import load_recommender
 
     recommender = load_recommender(run_dir, device=device)
     scorer, split = recommender.scorer, recommender.split
     chosen: QueryKind = queries or ("positions" if scorer.reads_histories else "users")
-    items = recommender.item_embeddings()
     producer = {
         "model": recommender.model_name,
         "run_dir": str(Path(run_dir).resolve()),
@@ -305,22 +315,31 @@ def export_teacher(
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     query_users = query_steps = None
-    if chosen == "users":
-        query_table, _ = scorer.embeddings(split, "valid")  # training history only
-        top_items, top_scores = top_unseen(query_table, items, k, split.csr("train"))
+    query_table: Tensor | None = None
+    items: Tensor | None = None
+    if chosen == "users":  # scored from the training history only (the query before valid)
+        if isinstance(scorer, FilterScorer):  # a filter's own scores; its low-rank part, if any
+            score = scorer.score_function(split, "valid")
+            if scorer.has_embeddings:
+                query_table, items = scorer.embeddings(split, "valid")
+        else:
+            query_table, items = scorer.embeddings(split, "valid")
+            score = _dot_products(query_table, items)
+        top_items, top_scores = top_unseen(score, split.num_users, k, split.csr("train"))
     else:
         if not scorer.reads_histories:
             raise TeacherError(
                 f"{run_dir}: model '{recommender.model_name}' has no sequence states; "
                 "export it with queries users"
             )
+        items = recommender.item_embeddings()
         users, steps, windows = prefix_windows(split.train, split.num_users, _max_length(recommender))
         states = [
             scorer.history_queries(torch.as_tensor(windows[start : start + 1024], device=items.device))
             for start in range(0, len(windows), 1024)
         ]
         query_table = torch.cat(states) if states else items.new_zeros(0, items.shape[1])
-        top_items, top_scores = top_unseen(query_table, items, k)
+        top_items, top_scores = top_unseen(_dot_products(query_table, items), len(query_table), k)
         query_users, query_steps = torch.as_tensor(users), torch.as_tensor(steps)
     return TeacherSignal(
         queries=chosen,
@@ -332,9 +351,13 @@ def export_teacher(
         producer=producer,
         query_users=query_users,
         query_steps=query_steps,
-        item_embeddings=items.cpu(),
-        query_embeddings=query_table.cpu(),
+        item_embeddings=None if items is None else items.cpu(),
+        query_embeddings=None if query_table is None else query_table.cpu(),
     )
+
+
+def _dot_products(queries: Tensor, items: Tensor) -> Callable[[Tensor], Tensor]:
+    return lambda rows: queries[rows.to(queries.device)] @ items.T
 
 
 def import_teacher(

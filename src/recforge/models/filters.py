@@ -48,17 +48,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from itertools import pairwise
 from numbers import Integral, Real
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from pydantic import Field
 from scipy.sparse.linalg import ArpackNoConvergence, svds
 from torch import Tensor
 
+from recforge.config_base import FilterSettings
 from recforge.errors import ConfigError, RecforgeError
 
-__all__ = ["BSPM", "EASE", "GFCF", "ODEMethod", "ease_max_items"]
+__all__ = ["BSPM", "EASE", "GFCF", "BSPMConfig", "EASEConfig", "GFCFConfig", "ODEMethod", "ease_max_items"]
 
 ODEMethod = Literal["euler", "rk4"]
 ODE_METHODS: tuple[str, ...] = ("euler", "rk4")
@@ -192,23 +194,27 @@ class _NormalizedGraph:
         normalized, normalized_t = self._torch_normalized
         return torch.sparse.mm(normalized_t, torch.sparse.mm(normalized, states_t))
 
-    def ideal_factors(self, num_factors: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        r"""(W, Q) = (:math:`D_I^{-1/2} V_k`, :math:`D_I^{1/2} V_k`), (I, k) float32: :math:`P = W Q^\top`.
+    def right_singular_vectors(self, num_factors: int, seed: int) -> np.ndarray:
+        r""":math:`V_k` (I, k) float32, the top-``k`` right singular vectors of :math:`\tilde R`.
 
-        :math:`V_k` from ARPACK (``scipy.sparse.linalg.svds``) on the float32 :math:`\tilde R`, its
-        start vector drawn from ``seed``: the same seed gives bit-identical factors. (On Gowalla,
-        k = 256: 11.8 s, and the same subspace as float64 in 19 s; ``torch.svd_lowrank`` needs
-        q = 512 and 8 power iterations, 31 s, to reach 98% of it.)
+        From ARPACK (``scipy.sparse.linalg.svds``) on the float32 :math:`\tilde R`, its start
+        vector drawn from ``seed``: the same seed gives bit-identical vectors. (On Gowalla, k = 256:
+        11.8 s, and the same subspace as float64 in 19 s; ``torch.svd_lowrank`` needs q = 512 and 8
+        power iterations, 31 s, to reach 98% of it.)
         """
         try:
             _, _, right_t = svds(self.normalized, k=num_factors, random_state=seed)
         except ArpackNoConvergence as error:
             raise RecforgeError(f"the truncated SVD of the normalised training matrix (k={num_factors}) "
                                 "did not converge; lower num_factors") from error
-        right = right_t.T.astype(np.float64)
+        return np.ascontiguousarray(right_t.T, dtype=np.float32)
+
+    def ideal_factors(self, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r"""(W, Q) = (:math:`D_I^{-1/2} V_k`, :math:`D_I^{1/2} V_k`), (I, k) float32: :math:`P = W Q^\top`."""
+        right64 = right.astype(np.float64)
         degree_sqrt = np.sqrt(self.item_degree.astype(np.float64))
-        to_factors = (right * self.item_scale[:, None]).astype(np.float32)
-        to_items = (right * degree_sqrt[:, None]).astype(np.float32)
+        to_factors = (right64 * self.item_scale[:, None]).astype(np.float32)
+        to_items = (right64 * degree_sqrt[:, None]).astype(np.float32)
         return np.ascontiguousarray(to_factors), np.ascontiguousarray(to_items)
 
 
@@ -225,6 +231,25 @@ class _Filter:
 
     def fit(self) -> Self:
         raise NotImplementedError
+
+    def fitted_tensors(self) -> dict[str, Tensor]:
+        """What ``fit()`` computed, as named CPU tensors (a run directory's ``model.safetensors``):
+        with the training matrix, enough for :meth:`restore` to score without refitting."""
+        raise NotImplementedError
+
+    def restore(self, tensors: dict[str, Tensor]) -> Self:
+        """The fitted filter again from :meth:`fitted_tensors` (checked), without the slow part."""
+        raise NotImplementedError
+
+    def _fitted_tensor(self, tensors: dict[str, Tensor], name: str, shape: tuple[int, ...]) -> Tensor:
+        tensor = tensors.get(name)
+        if tensor is None or tuple(tensor.shape) != shape or tensor.dtype != torch.float32:
+            found = "missing" if tensor is None else f"{tensor.dtype} {tuple(tensor.shape)}"
+            raise RecforgeError(f"{type(self).__name__}: fitted tensor '{name}' must be float32 {shape}, "
+                                f"found {found}")
+        if not bool(torch.isfinite(tensor).all()):
+            raise RecforgeError(f"{type(self).__name__}: fitted tensor '{name}' holds NaN or inf")
+        return tensor.contiguous()
 
     def _score_block(self, rows: sp.csr_matrix, out: Tensor) -> None:
         raise NotImplementedError
@@ -288,11 +313,59 @@ class _Filter:
         return out
 
 
+class _IdealFilter(_Filter):
+    """GF-CF and BSPM: the normalised graph and the ideal low-pass filter's factors (one SVD)."""
+
+    num_factors: int
+    seed: int
+    item_item: bool
+    num_threads: int
+
+    def fit(self) -> Self:
+        self._set_factors(self._graph().right_singular_vectors(self.num_factors, self.seed))
+        return self
+
+    def fitted_tensors(self) -> dict[str, Tensor]:
+        """``{"right_singular_vectors": V_k}`` (I, k): the rest follows from the training matrix."""
+        self._check_fitted()
+        return {"right_singular_vectors": torch.from_numpy(self.right_)}
+
+    def restore(self, tensors: dict[str, Tensor]) -> Self:
+        right = self._fitted_tensor(tensors, "right_singular_vectors", (self.num_items, self.num_factors))
+        self._graph()
+        self._set_factors(right.numpy())
+        return self
+
+    def _graph(self) -> _NormalizedGraph:
+        self.graph_ = _NormalizedGraph(self.interactions, item_item=self.item_item,
+                                       num_threads=self.num_threads)
+        return self.graph_
+
+    def _set_factors(self, right: np.ndarray) -> None:
+        self.right_ = right
+        to_factors, to_items = self.graph_.ideal_factors(right)
+        self.to_factors_, self.item_factors_ = to_factors, torch.from_numpy(to_items)
+        self._fitted = True
+
+    def low_rank_factors(self) -> tuple[Tensor, Tensor]:
+        r"""The ideal filter as a dot product: users :math:`R D_I^{-1/2} V_k` (U, k), items
+        :math:`D_I^{1/2} V_k` (I, k), float32, with ``users @ items.T`` = :math:`R P`, unweighted
+        (GF-CF adds ``alpha`` times it to the linear part; for BSPM it is the ideal blurring's end
+        with the default single Euler step of length 1)."""
+        self._check_fitted()
+        return self.history_factors(self.interactions), self.item_factors_
+
+    def history_factors(self, histories: sp.csr_matrix) -> Tensor:
+        r"""(B, k) :math:`r D_I^{-1/2} V_k` of binary history rows: their query in the ideal part."""
+        self._check_fitted()
+        return torch.from_numpy(np.asarray(histories @ self.to_factors_, dtype=np.float32))
+
+
 # ---------------------------------------------------------------------------------------------
 # GF-CF
 
 
-class GFCF(_Filter):
+class GFCF(_IdealFilter):
     r"""GF-CF (Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021).
 
     .. math::
@@ -343,21 +416,6 @@ class GFCF(_Filter):
         return (f"GFCF(users={self.num_users}, items={self.num_items}, alpha={self.alpha:g}, "
                 f"num_factors={self.num_factors})")
 
-    def fit(self) -> Self:
-        self.graph_ = _NormalizedGraph(self.interactions, item_item=self.item_item,
-                                       num_threads=self.num_threads)
-        to_factors, to_items = self.graph_.ideal_factors(self.num_factors, self.seed)
-        self.to_factors_, self.item_factors_ = to_factors, torch.from_numpy(to_items)
-        self._fitted = True
-        return self
-
-    def low_rank_factors(self) -> tuple[Tensor, Tensor]:
-        r"""The ideal part as a dot product: users :math:`R D_I^{-1/2} V_k` (U, k), items
-        :math:`D_I^{1/2} V_k` (I, k), float32, with ``users @ items.T`` = :math:`R P`, unweighted:
-        the full score is the linear part plus ``alpha`` times it."""
-        self._check_fitted()
-        return torch.from_numpy(np.asarray(self.interactions @ self.to_factors_)), self.item_factors_
-
     def _score_block(self, rows: sp.csr_matrix, out: Tensor) -> None:
         self.graph_.linear_rows(rows, out.numpy())
         if self.alpha:
@@ -403,7 +461,7 @@ def _integrate(
     return state
 
 
-class BSPM(_Filter):
+class BSPM(_IdealFilter):
     r"""BSPM (Choi et al., "Blurring-Sharpening Process Models for Collaborative Filtering", SIGIR 2023).
 
     Three linear ODEs over a user's score row :math:`x(t)`, each from the row :math:`r_u`:
@@ -486,21 +544,6 @@ class BSPM(_Filter):
                 f"ideal={self.ideal_method} {self.ideal_steps}×{self.ideal_time / self.ideal_steps:g}, "
                 f"sharpening={self.sharpening_method} "
                 f"{self.sharpening_steps}×{self.sharpening_time / self.sharpening_steps:g})")
-
-    def fit(self) -> Self:
-        self.graph_ = _NormalizedGraph(self.interactions, item_item=self.item_item,
-                                       num_threads=self.num_threads)
-        to_factors, to_items = self.graph_.ideal_factors(self.num_factors, self.seed)
-        self.to_factors_, self.item_factors_ = to_factors, torch.from_numpy(to_items)
-        self._fitted = True
-        return self
-
-    def low_rank_factors(self) -> tuple[Tensor, Tensor]:
-        r"""The ideal filter as a dot product, as :meth:`GFCF.low_rank_factors`: users
-        :math:`R D_I^{-1/2} V_k` (U, k), items :math:`D_I^{1/2} V_k` (I, k), ``users @ items.T`` =
-        :math:`R P` (the ideal blurring's end with the default single Euler step of length 1)."""
-        self._check_fitted()
-        return torch.from_numpy(np.asarray(self.interactions @ self.to_factors_)), self.item_factors_
 
     def _ideal_dense_t(self, states_t: Tensor) -> Tensor:
         r""":math:`(x P)^\top = Q (W^\top x^\top)` for states kept transposed, (I, B) -> (I, B)."""
@@ -640,6 +683,16 @@ class EASE(_Filter):
         self._fitted = True
         return self
 
+    def fitted_tensors(self) -> dict[str, Tensor]:
+        """``{"weights": B}`` (I, I): 4·I² bytes, the model itself."""
+        self._check_fitted()
+        return {"weights": self.weights_}
+
+    def restore(self, tensors: dict[str, Tensor]) -> Self:
+        self.weights_ = self._fitted_tensor(tensors, "weights", (self.num_items, self.num_items))
+        self._fitted = True
+        return self
+
     def _item_weights(self) -> Tensor:
         num_items = self.num_items
         gram = self.interactions.T.tocsr() @ self.interactions
@@ -668,3 +721,44 @@ class EASE(_Filter):
 
     def _score_block(self, rows: sp.csr_matrix, out: Tensor) -> None:
         torch.mm(_torch_csr(rows, check_invariants=False), self.weights_, out=out)
+
+
+# ---------------------------------------------------------------------------------------------
+# the ``model:`` sections of the three filter recipes (arguments as above; the experiment's
+# ``seed`` is the SVD's, ``train.num_threads`` the filters' threads)
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(gt=0)]
+
+
+class GFCFConfig(FilterSettings):
+    name: Literal["gfcf"]
+    alpha: NonNegative = 0.3
+    num_factors: Count = 256
+    item_item: bool = True
+    block_size: Count = 1024
+
+
+class BSPMConfig(FilterSettings):
+    name: Literal["bspm"]
+    num_factors: Count = 448
+    ideal_weight: NonNegative = 0.2
+    blurring_time: Positive = 1.0
+    blurring_steps: Count = 1
+    blurring_method: ODEMethod = "euler"
+    ideal_time: Positive = 1.0
+    ideal_steps: Count = 1
+    ideal_method: ODEMethod = "euler"
+    sharpening_time: Positive = 2.5
+    sharpening_steps: Count = 1
+    sharpening_method: ODEMethod = "rk4"
+    item_item: bool = True
+    block_size: Count = 1024
+
+
+class EASEConfig(FilterSettings):
+    name: Literal["ease"]
+    regularization: Positive = 500.0
+    memory_budget_bytes: Count = EASE_DEFAULT_MEMORY_BUDGET_BYTES
+    block_size: Count = 1024

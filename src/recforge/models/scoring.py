@@ -11,6 +11,9 @@ only, never the raw data or a training task, so the trainer's evaluation and
 * :class:`SequenceScorer`: sequential encoders (SASRec, GRU4Rec): a user's query is the encoder's
   state after the history before the fold's held-out item.
 * :class:`GraphSequenceScorer`: GSAU, ranking by the sequence encoder, the graph, or both.
+* :class:`FilterScorer`: a training-free filter (GF-CF, BSPM, EASE), which scores a user from
+  their history row and is *not* a dot product of two tables: :func:`evaluate_fold` and
+  :func:`user_scores` rank every scorer, this one through its score function.
 
 Every table comes back detached, in eval mode, on the encoder's device.
 """
@@ -21,6 +24,7 @@ from collections.abc import Callable
 from typing import Literal, Protocol, cast
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -28,6 +32,8 @@ from torch import Tensor, nn
 from recforge.data.sequences import evaluation_queries, latest_histories
 from recforge.data.split import Split
 from recforge.errors import RecforgeError
+from recforge.evaluation.evaluator import EvaluationResult, Evaluator
+from recforge.models.filters import EASE, _Filter, _IdealFilter
 
 
 class Scorer(Protocol):
@@ -195,3 +201,81 @@ def sequence_queries(
 
 def _all_users(split: Split) -> np.ndarray:
     return np.concatenate([split.train.users, split.valid.users, split.test.users]).astype(np.int64)
+
+
+def known_before(split: Split, fold: str | None) -> sp.csr_matrix:
+    """(U, I) binary: what each user had done before ``fold`` (valid: train; test: train + valid;
+    None: everything), the history a history-reading model answers from."""
+    folds = {"valid": ("train",), "test": ("train", "valid"), None: ("train", "valid", "test")}
+    if fold not in folds:
+        raise RecforgeError(f"fold must be 'valid', 'test' or None, got {fold!r}")
+    known = sum((split.csr(name) for name in folds[fold][1:]), split.csr(folds[fold][0]))
+    return sp.csr_matrix(known)
+
+
+class FilterScorer:
+    """A fitted filter's scores of each user from their history before the fold (valid: the
+    training row, the one the filter was fitted on; test: train + valid; a deployed answer:
+    everything known). The embeddings are the low-rank ideal part of GF-CF and BSPM only, what a
+    student can be taught in embedding space; they do not rank (EASE has none)."""
+
+    reads_histories = False
+
+    def __init__(self, fitted: _Filter) -> None:
+        self.filter = fitted
+
+    @property
+    def has_embeddings(self) -> bool:
+        """Whether the filter has a low-rank part to export as embeddings (GF-CF, BSPM; not EASE)."""
+        return isinstance(self.filter, _IdealFilter)
+
+    def _ideal(self) -> _IdealFilter:
+        if not isinstance(self.filter, _IdealFilter):
+            name = "EASE" if isinstance(self.filter, EASE) else type(self.filter).__name__
+            raise RecforgeError(f"{name} has no embeddings (its item-item weights have full rank); "
+                                "embeddings come from gfcf and bspm runs, which have a low-rank part")
+        return self.filter
+
+    def item_table(self) -> Tensor:
+        return self._ideal().item_factors_
+
+    def embeddings(self, split: Split, fold: str | None) -> tuple[Tensor, Tensor]:
+        ideal = self._ideal()
+        return ideal.history_factors(known_before(split, fold)), ideal.item_factors_
+
+    def history_queries(self, sequences: Tensor) -> Tensor:
+        raise RecforgeError(f"{type(self.filter).__name__} scores user histories as rows, not sequence "
+                            "queries; ask it by user")
+
+    def score_function(
+        self, split: Split, fold: str | None, *, buffer_rows: int = 0
+    ) -> Callable[[Tensor], Tensor]:
+        """``users (B,) -> (B, I)`` float32 CPU scores from each user's history before ``fold``.
+        With ``buffer_rows`` > 0, batches of up to that many users are written into one reused
+        buffer (the evaluator masks it in place and reads it before the next call: no page faults
+        for a fresh 100+ MB block per batch); otherwise each call returns a fresh tensor."""
+        history = known_before(split, fold)
+        buffer = torch.empty(min(buffer_rows, split.num_users), split.num_items)
+
+        def score(users: Tensor) -> Tensor:
+            rows = history[users.cpu().numpy()]
+            reuse = len(users) <= len(buffer)
+            return self.filter.history_scores(rows, out=buffer[: len(users)] if reuse else None)
+
+        return score
+
+
+def evaluate_fold(scorer: Scorer, evaluator: Evaluator, fold: str) -> EvaluationResult:
+    """Score every user of ``fold``: dot products of the scorer's tables, or a filter's scores."""
+    if isinstance(scorer, FilterScorer):
+        score = scorer.score_function(evaluator.split, fold, buffer_rows=evaluator.batch_size)
+        return evaluator.evaluate_scores(score, fold)
+    return evaluator.evaluate(*scorer.embeddings(evaluator.split, fold), fold)
+
+
+def user_scores(scorer: Scorer, split: Split, fold: str | None) -> Callable[[Tensor], Tensor]:
+    """``users (B,) -> (B, I)`` fresh scores of every item for ``fold`` (None: a deployed answer)."""
+    if isinstance(scorer, FilterScorer):
+        return scorer.score_function(split, fold)
+    queries, items = scorer.embeddings(split, fold)
+    return lambda users: queries[users.to(queries.device)] @ items.T

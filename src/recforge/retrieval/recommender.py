@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recforge.checkpoint import WEIGHTS_FILE, CheckpointInfo, load_weights, read_checkpoint_info
+from recforge.checkpoint import WEIGHTS_FILE, CheckpointInfo, load_tensors, load_weights, read_checkpoint_info
 from recforge.config import ExperimentConfig, load_config
 from recforge.data.sequences import to_sequence_ids
 from recforge.data.split import Split
@@ -32,8 +32,8 @@ from recforge.device import resolve_device
 from recforge.errors import CheckpointError, RecforgeError, UnknownIdError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
 from recforge.evaluation.ranking import SparseRows, mask_seen_, top_k
-from recforge.models.scoring import Scorer
-from recforge.recipes import graph_inputs, recipe_of
+from recforge.models.scoring import FilterScorer, Scorer, evaluate_fold
+from recforge.recipes import filter_recipe_of, graph_inputs, recipe_of
 
 RUN_FILES = ("config.yaml", WEIGHTS_FILE, "split.npz", "id_maps.json")
 
@@ -63,7 +63,7 @@ class Recommender:
         config: ExperimentConfig,
         info: CheckpointInfo,
         split: Split,
-        model: nn.Module,
+        model: nn.Module | None,
         scorer: Scorer,
         user_ids: Sequence[str],
         item_ids: Sequence[str],
@@ -142,9 +142,12 @@ class Recommender:
         run knows the user interacted with (fewer than ``k`` come back only if too few are left)."""
         _check_k(k)
         users = torch.as_tensor([self.user_index(raw) for raw in raw_user_ids], dtype=torch.long)
-        queries = self.user_embeddings()[users.to(self.user_embeddings().device)]
-        exclude = self.seen[users.numpy()] if exclude_seen else None
-        return self._ranked(queries, self.item_embeddings(), k, exclude)
+        if isinstance(self.scorer, FilterScorer):  # scores of the whole known history, not a table
+            scores = self.scorer.filter.history_scores(self.seen[users.numpy()])
+        else:
+            queries = self.user_embeddings()[users.to(self.user_embeddings().device)]
+            scores = queries @ self.item_embeddings().T
+        return self._ranked(scores, k, self.seen[users.numpy()] if exclude_seen else None)
 
     def recommend_for_history(
         self, raw_item_ids: Sequence[object], k: int = 10, *, exclude_seen: bool = True
@@ -168,7 +171,7 @@ class Recommender:
                 (np.ones(len(items), dtype=np.float32), (np.zeros(len(items), dtype=np.int64), items)),
                 shape=(1, self.split.num_items),
             )
-        return self._ranked(query, self.item_embeddings(), k, exclude)[0]
+        return self._ranked(query @ self.item_embeddings().T, k, exclude)[0]
 
     def similar_items(self, raw_item_id: object, k: int = 10) -> list[Recommendation]:
         """The ``k`` items whose embeddings have the highest cosine with this one's (itself left
@@ -177,13 +180,11 @@ class Recommender:
         item = self.item_index(raw_item_id)
         table = F.normalize(self.item_embeddings(), dim=-1)
         itself = sp.csr_matrix(([1.0], ([0], [item])), shape=(1, self.split.num_items))
-        return self._ranked(table[item : item + 1], table, k, itself)[0]
+        return self._ranked(table[item : item + 1] @ table.T, k, itself)[0]
 
-    def _ranked(
-        self, queries: Tensor, items: Tensor, k: int, exclude: sp.csr_matrix | None
-    ) -> list[list[Recommendation]]:
+    def _ranked(self, scores: Tensor, k: int, exclude: sp.csr_matrix | None) -> list[list[Recommendation]]:
+        """The top ``k`` of each row of ``scores`` (B, I), a fresh tensor masked here in place."""
         with torch.no_grad():
-            scores = queries @ items.T
             if exclude is not None:
                 mask_seen_(scores, *SparseRows.from_csr(exclude, scores.device).block(0, len(scores)))
             values, ranked = top_k(scores, k)
@@ -227,9 +228,6 @@ def load_recommender(
             f"{info.split_hash}"
         )
     user_ids, item_ids, titles = _read_id_maps(run_dir / "id_maps.json", split)
-    torch_device = resolve_device(device)
-    recipe = recipe_of(config.model.name)
-    model = recipe.build(config.model, split.num_users, split.num_items).to(torch_device)
     expected = CheckpointInfo(
         model=config.model.name,
         num_users=split.num_users,
@@ -238,9 +236,19 @@ def load_recommender(
         dataset=info.dataset,
         epoch=info.epoch,
     )
-    load_weights({"model": model}, run_dir / WEIGHTS_FILE, expected)
-    model.eval()
-    scorer = recipe.scorer(model, config.model, graph_inputs(recipe, model, split.csr("train"), torch_device))
+    model: nn.Module | None = None
+    scorer: Scorer
+    if config.is_filter:  # a fitted filter: its saved state over the split's training matrix
+        fitted = filter_recipe_of(config.model.name).build(
+            config.filter_model, split.csr("train"), seed=config.seed, num_threads=config.train.num_threads
+        )
+        try:
+            fitted.restore(load_tensors(run_dir / WEIGHTS_FILE, "model", expected))
+        except RecforgeError as error:
+            raise CheckpointError(f"{run_dir / WEIGHTS_FILE}: {error}") from error
+        scorer = FilterScorer(fitted)
+    else:
+        model, scorer = _load_model(run_dir, config, split, expected, resolve_device(device))
     return Recommender(
         run_dir=run_dir,
         config=config,
@@ -252,6 +260,17 @@ def load_recommender(
         item_ids=item_ids,
         item_titles=titles,
     )
+
+
+def _load_model(
+    run_dir: Path, config: ExperimentConfig, split: Split, expected: CheckpointInfo, device: torch.device
+) -> tuple[nn.Module, Scorer]:
+    recipe = recipe_of(config.model.name)
+    model = recipe.build(config.trained_model, split.num_users, split.num_items).to(device)
+    load_weights({"model": model}, run_dir / WEIGHTS_FILE, expected)
+    model.eval()
+    graph = graph_inputs(recipe, model, split.csr("train"), device)
+    return model, recipe.scorer(model, config.trained_model, graph)
 
 
 def _read_id_maps(path: Path, split: Split) -> tuple[list[str], list[str], list[str] | None]:
@@ -286,4 +305,4 @@ def evaluate_run(
         sampled_negatives=evaluation.sampled_negatives,
         sampled_seed=evaluation.sampled_seed,
     )
-    return {fold: evaluator.evaluate(*recommender.embeddings(fold), fold) for fold in folds}
+    return {fold: evaluate_fold(recommender.scorer, evaluator, fold) for fold in folds}

@@ -83,7 +83,7 @@ def term_context(setup: TaskSetup, positives: Any) -> TermContext:
     return TermContext(
         num_users=split.num_users,
         num_items=split.num_items,
-        dim=config.model.dim,
+        dim=config.trained_model.dim,
         positive_counts=positive_counts(positives, split.num_items, setup.device),
         device=setup.device,
         train=split.csr("train"),

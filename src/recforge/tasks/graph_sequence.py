@@ -77,7 +77,7 @@ class GraphSequenceTask:
         split, config = setup.split, setup.config
         self.model, self.device, self.needs = setup.model, setup.device, setup.needs
         self.adjacency = setup.graph["normalized_adjacency"]
-        examples = sequence_examples(split.train, split.num_users, max_length_of(config.model))
+        examples = sequence_examples(split.train, split.num_users, max_length_of(config.trained_model))
         windows = SequenceBatches(
             examples, split.num_items, batch_size=config.train.batch_size, seed=config.seed
         )

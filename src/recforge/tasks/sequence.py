@@ -40,7 +40,7 @@ class SequenceTask:
         check_needs("SequenceTask", setup.needs, SEQUENCE_OUTPUTS)
         split, config = setup.split, setup.config
         self.model, self.device, self.needs = setup.model, setup.device, setup.needs
-        self.max_length = max_length_of(config.model)
+        self.max_length = max_length_of(config.trained_model)
         examples = sequence_examples(split.train, split.num_users, self.max_length)
         wants_negatives = bool({"negatives", "negative_ids"} & setup.needs)
         self.batches: Batches = SequenceBatches(

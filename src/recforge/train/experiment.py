@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -20,6 +20,8 @@ from recforge.data.filtering import deduplicate, k_core
 from recforge.data.registry import load_dataset
 from recforge.data.split import Split
 from recforge.data.splitting import load_or_create_split
+from recforge.errors import ConfigError
+from recforge.evaluation.evaluator import Evaluator
 from recforge.models.scoring import Scorer
 from recforge.objectives.objective import Objective, needs_of
 from recforge.recipes import graph_inputs, recipe_of
@@ -36,6 +38,39 @@ class PreparedData:
     dataset: Dataset
     split: Split
     notes: list[str]
+
+    def id_maps(self) -> dict[str, Any]:
+        """Raw ids (and item titles, where the data has them): what inference needs of the dataset."""
+        dataset = self.dataset
+        maps: dict[str, Any] = {"users": dataset.user_ids.tolist(), "items": dataset.item_ids.tolist()}
+        if self.dataset.item_titles is not None:
+            maps["item_titles"] = [str(title) for title in self.dataset.item_titles]
+        return maps
+
+
+def require_folds(config: ExperimentConfig, data: PreparedData) -> None:
+    """A run needs valid (selection) and test (the result) interactions; say which is empty."""
+    for fold, needed_by in (("valid", "early stopping reads"), ("test", "the result is scored on")):
+        if len(data.split.fold(fold)) == 0:
+            raise ConfigError(
+                f"data.split: the '{config.data.split.protocol}' split of '{data.dataset.name}' has no "
+                f"{fold} interactions, and {needed_by} the {fold} fold "
+                "(check the data's files and data.split)"
+            )
+
+
+def make_evaluator(config: ExperimentConfig, split: Split) -> Evaluator:
+    """The evaluator ``config.evaluation`` describes, over ``split``."""
+    evaluation = config.evaluation
+    return Evaluator(
+        split,
+        ks=tuple(evaluation.ks),
+        metrics=tuple(evaluation.metrics),
+        batch_size=evaluation.batch_size,
+        activity_slices=tuple(evaluation.activity_slices),
+        sampled_negatives=evaluation.sampled_negatives,
+        sampled_seed=evaluation.sampled_seed,
+    )
 
 
 def split_parameters(split: SplitConfig, seed: int) -> dict[str, object]:
@@ -110,14 +145,14 @@ def assemble(
     then the objective its own (RGT's distillation heads). A teacher (``objective.teacher``) is
     loaded and checked against the split, the catalogue (``item_ids``) and what the terms read."""
     recipe = recipe_of(config.model.name)
-    model = recipe.build(config.model, split.num_users, split.num_items).to(device)
+    model = recipe.build(config.trained_model, split.num_users, split.num_items).to(device)
     graph = graph_inputs(recipe, model, split.csr("train"), device)
     task = recipe.task(TaskSetup(model, split, config, device, needs_of(config.objective.terms), graph))
     context = task.context
     if config.objective.teacher is not None:
         context = replace(context, teacher=_load_teacher(config, split, item_ids))
     objective = Objective(config.objective.terms, context).to(device)
-    return Assembly(model, graph, task, objective, recipe.scorer(model, config.model, graph))
+    return Assembly(model, graph, task, objective, recipe.scorer(model, config.trained_model, graph))
 
 
 def _load_teacher(config: ExperimentConfig, split: Split, item_ids: list[str] | None) -> TeacherSignal:
