@@ -51,16 +51,23 @@ def student(variant: str, seed: int) -> Run:
     )
 
 
-L2_WEIGHTS = ("1e-4", "1e-5", "0")
+L2_WEIGHTS = ("1e-2", "3e-3", "1e-4", "1e-5", "0")
+REFERENCE_DECAY = 1e-3 / 1024  # DE-RRD: Adam weight_decay 1e-3 on a BPR loss summed over 1,024 pairs
 
 
 def l2_candidate(role: str, weight: str) -> Run:
-    """A run of the L2 selection: the same config with another ``l2`` weight, chosen on valid."""
-    overrides = (f"objective.terms.l2.weight={weight}",) if weight != "0" else ("objective.terms.l2=null",)
+    """A run of the regularisation selection (chosen on valid): another ``l2`` weight, or
+    (``"adam"``) no ``l2`` term and the reference code's Adam weight decay instead."""
+    if weight == "adam":
+        overrides: tuple[str, ...] = ("objective.terms.l2=null", f"train.weight_decay={REFERENCE_DECAY}")
+    elif weight == "0":
+        overrides = ("objective.terms.l2=null",)
+    else:
+        overrides = (f"objective.terms.l2.weight={weight}",)
     return Run(f"{role}-l2-{weight}", CONFIGS / f"mf-{role}.yaml", overrides)
 
 
-L2_RUNS = [l2_candidate(role, weight) for role in ("student", "teacher") for weight in L2_WEIGHTS]
+L2_RUNS = [l2_candidate(role, weight) for role in ("student", "teacher") for weight in (*L2_WEIGHTS, "adam")]
 RUNS = {
     "teacher": Run("teacher", CONFIGS / "mf-teacher.yaml"),
     **{run.name: run for run in L2_RUNS},

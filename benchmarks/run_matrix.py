@@ -30,6 +30,8 @@ class Run:
     name: str
     config: Path
     overrides: tuple[str, ...] = field(default=())
+    trains: bool = True
+    """False for a training-free filter: fitted once, so no time budget applies (nor is allowed)."""
 
 
 def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
@@ -39,12 +41,9 @@ def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
     if summary_file.exists():
         return load(out, run.name) or {}
     run_dir.mkdir(parents=True, exist_ok=True)
-    overrides = [
-        *run.overrides,
-        f"output_dir={run_dir}",
-        f"train.max_train_seconds={budget_s}",
-        f"train.num_threads={threads}",
-    ]
+    overrides = [*run.overrides, f"output_dir={run_dir}", f"train.num_threads={threads}"]
+    if run.trains:
+        overrides.append(f"train.max_train_seconds={budget_s}")
     command = [sys.executable, "-m", "recforge.cli", "train", str(run.config)]
     for override in overrides:
         command += ["-o", override]
@@ -60,7 +59,7 @@ def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
         "run": run.name,
         "config": str(run.config.relative_to(REPO)),
         "overrides": list(run.overrides),
-        "budget_s": budget_s,
+        "budget_s": budget_s if run.trains else None,
         "threads": threads,
         "wall_seconds": time.perf_counter() - started,
         "peak_rss_gib": int(peak.group(1)) / 2**20 if peak else None,

@@ -143,6 +143,14 @@ class TrainConfig(_Strict):
     epochs: Annotated[int, Field(gt=0)] = 100
     batch_size: Annotated[int, Field(gt=0)] = 2048
     learning_rate: Annotated[float, Field(gt=0)] = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = Field(
+        default=0.0,
+        description=(
+            "Adam's (coupled) L2 on every parameter, every step: λθ added to each gradient, rows "
+            "outside the batch included, as torch.optim.Adam(weight_decay=λ) does. The loss terms are "
+            "batch means, so a reference that sums its loss over a batch of B with decay λ is λ/B here"
+        ),
+    )
     lr_schedule: Literal["constant", "cosine"] = "constant"
     num_negatives: Annotated[int, Field(gt=0)] = 1
     early_stopping_metric: str = "recall@20"

@@ -162,3 +162,15 @@ def test_time_budget_stops_training(shared_data, tmp_path):
         lastfm_config(shared_data, tmp_path / "run", epochs=50, max_train_seconds=0.01), show_progress=False
     )
     assert result.epochs_run == 1
+
+
+def test_weight_decay_shrinks_every_row_as_adam_does(shared_data, tmp_path):
+    """train.weight_decay reaches Adam: the same seed and batches, with decay, give smaller tables."""
+    norms = {}
+    for decay in (0.0, 0.05):
+        config = lastfm_config(shared_data, tmp_path / str(decay), epochs=1, weight_decay=decay)
+        raw = config.model_dump(mode="json")
+        result = train(config_from_dict({**raw, "model": {"name": "mf", "dim": 16}}), show_progress=False)
+        users, items = result.model()
+        norms[decay] = torch.cat([users, items]).detach().norm(dim=1)
+    assert norms[0.05].sum() < 0.9 * norms[0.0].sum()

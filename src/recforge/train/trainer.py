@@ -177,7 +177,9 @@ def _train_locked(
     # for Gowalla-sized tables on this CPU); torch has it for CPU and CUDA tensors
     fused = device.type in ("cpu", "cuda")
     parameters = [*model.parameters(), *objective.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=config.train.learning_rate, fused=fused)
+    optimizer = torch.optim.Adam(
+        parameters, lr=config.train.learning_rate, weight_decay=config.train.weight_decay, fused=fused
+    )
     info = CheckpointInfo(
         model=config.model.name,
         num_users=split.num_users,
