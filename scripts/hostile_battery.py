@@ -57,6 +57,19 @@ evaluation: {{ks: [5], metrics: [recall, ndcg]}}
 TEMPLATE = CONFIG.format(root="{root}")  # braces single, the root still to fill in
 
 
+FILTER_CONFIG = """\
+name: hostile-filter
+seed: 1
+output_dir: {root}/run
+data:
+  name: {root}/events.csv
+  options: {user: user, item: item, timestamp: timestamp}
+  split: {protocol: random, ratios: [0.6, 0.2, 0.2]}
+model: {name: gfcf, alpha: 0.3, num_factors: 3}
+evaluation: {ks: [5], metrics: [recall, ndcg]}
+"""
+
+
 def write(relative: str, text: str) -> Callable[[Path], None]:
     def setup(root: Path) -> None:
         path = root / relative
@@ -217,6 +230,37 @@ CASES = [
         "similar to an unknown item",
         lambda root: ["recommend", str(root / "run"), "--similar", "zz"],
         setup=trained,
+    ),
+    # -- training-free filters -----------------------------------------------------------------------
+    Case("filter fits", train(), "ok", setup=write("config.yaml", FILTER_CONFIG)),
+    Case("filter given loss terms", train("-o", "model={name: gfcf, num_factors: 3}")),
+    Case("filter given epochs", train("-o", "train.epochs=5"), setup=write("config.yaml", FILTER_CONFIG)),
+    Case(
+        "filter rank above the data's",
+        train("-o", "model.num_factors=500"),
+        setup=write("config.yaml", FILTER_CONFIG),
+    ),
+    Case(
+        "EASE above its memory budget",
+        train("-o", "model={name: ease, memory_budget_bytes: 100}"),
+        setup=write("config.yaml", FILTER_CONFIG),
+    ),
+    Case(
+        "resume a filter run",
+        train("--resume"),
+        setup=then(write("config.yaml", FILTER_CONFIG), trained),
+    ),
+    Case(
+        "recommend from a filter run",
+        lambda root: ["recommend", str(root / "run"), "--user", "u3"],
+        "ok",
+        setup=then(write("config.yaml", FILTER_CONFIG), trained),
+    ),
+    Case(
+        "similar items from an EASE run",
+        lambda root: ["recommend", str(root / "run"), "--similar", "i3"],
+        setup=then(write("config.yaml", FILTER_CONFIG.replace("gfcf, alpha: 0.3, num_factors: 3", "ease")),
+                   trained),
     ),
     Case("data info of a missing path", lambda root: ["data", "info", str(root / "nothing.csv")]),
     Case(
