@@ -1,16 +1,19 @@
 """Knowledge distillation on DE-RRD's CiteULike split: a BPR-MF teacher at dim 200, students at dim 20.
 
-The teacher trains first (``--runs teacher``), then ``recforge teacher export`` writes its
-TeacherSignal (top-500 lists outside each user's training items, user and item embeddings), then
-each student trains with its terms. Protocol as the authors': each held-out item against 499
-sampled negatives (fixed seed, the same for every run), early stopping on the sampled valid
-NDCG@10, test scored once; full ranking of the same scores is reported beside it (``full/``).
+Regularisation and learning rate are chosen on valid first (``student-l2-*``, ``teacher-l2-*``,
+``student-lr-*``); the chosen teacher (``teacher-l2-adam``: DE-RRD's Adam weight decay) trains,
+then ``recforge teacher export`` writes its TeacherSignal (top-500 lists outside each user's
+training items, user and item embeddings), then each student trains with its terms. Protocol as
+the authors': each held-out item against 499 sampled negatives (fixed seed, the same for every
+run), early stopping on the sampled valid NDCG@10, test scored once; full ranking of the same
+scores is reported beside it (``full/``).
 
-    .venv/bin/python benchmarks/distillation_citeulike.py --runs teacher
+    .venv/bin/python benchmarks/distillation_citeulike.py --runs teacher-l2-adam --budget-s 1800
     .venv/bin/python benchmarks/distillation_citeulike.py --runs all --report
 
 The authors' logs (sampled, test, student BPR-20): alone H@10 .5559 / N@10 .3686, DE .5796 /
-.3933, RRD .5727 / .3879, IR-RRD .5951 / .4072. Their candidate file is not public: ours are drawn
+.3933, RRD .5727 / .3879, IR-RRD .5951 / .4072. Their candidate file is a Git LFS object that is not
+retrievable (the repository holds only its pointer): ours are drawn
 by ``recforge.evaluation.candidates`` (uniform without replacement over never-interacted items,
 seed 0), so the numbers are comparable in protocol, not candidate for candidate.
 """
@@ -24,7 +27,6 @@ from pathlib import Path
 from run_matrix import REPO, Run, cells, load, main
 
 OUT = REPO / "benchmarks" / "runs" / "citeulike"
-TEACHER = OUT / "teacher"
 SIGNAL = OUT / "teacher-signal"
 CONFIGS = REPO / "configs" / "citeulike-derrd"
 METRICS = ("hit@10", "ndcg@10", "full/recall@20", "full/ndcg@20")
@@ -51,33 +53,51 @@ def student(variant: str, seed: int) -> Run:
     )
 
 
-L2_WEIGHTS = ("1e-2", "3e-3", "1e-4", "1e-5", "0")
-REFERENCE_DECAY = 1e-3 / 1024  # DE-RRD: Adam weight_decay 1e-3 on a BPR loss summed over 1,024 pairs
+L2_WEIGHTS = ("1e-2", "3e-3", "1e-3", "1e-4", "1e-5", "0")
+LEARNING_RATES = ("5e-3", "1e-2")
 
 
 def l2_candidate(role: str, weight: str) -> Run:
-    """A run of the regularisation selection (chosen on valid): another ``l2`` weight, or
-    (``"adam"``) no ``l2`` term and the reference code's Adam weight decay instead."""
+    """A run of the regularisation selection (chosen on valid): an ``l2`` term of that weight and
+    no weight decay, or (``"adam"``) the configs as they are: no ``l2`` term, the reference code's
+    Adam weight decay (1e-3 on a loss summed over 1,024 pairs, 1e-3 / 1024 on our mean)."""
     if weight == "adam":
-        overrides: tuple[str, ...] = ("objective.terms.l2=null", f"train.weight_decay={REFERENCE_DECAY}")
-    elif weight == "0":
-        overrides = ("objective.terms.l2=null",)
-    else:
-        overrides = (f"objective.terms.l2.weight={weight}",)
-    return Run(f"{role}-l2-{weight}", CONFIGS / f"mf-{role}.yaml", overrides)
+        return Run(f"{role}-l2-adam", CONFIGS / f"mf-{role}.yaml")
+    overrides = ["train.weight_decay=0"]
+    if weight != "0":
+        overrides.append(f"objective.terms.l2.weight={weight}")
+    return Run(f"{role}-l2-{weight}", CONFIGS / f"mf-{role}.yaml", tuple(overrides))
 
 
+def lr_candidate(rate: str) -> Run:
+    """The student alone at a larger learning rate than the reference's 1e-3 (chosen on valid)."""
+    return Run(f"student-lr-{rate}", CONFIGS / "mf-student.yaml", (f"train.learning_rate={rate}",))
+
+
+TD_DIMS = (10, 100, 200)  # with 20 from the seeded runs: the TD paper's sweep against a 200-d teacher
+
+
+def td_student(variant: str, dim: int) -> Run:
+    """The TD dimension sweep: the student alone or with FTD at another size (seed 0)."""
+    teacher = () if variant == "alone" else (f"objective.teacher={SIGNAL}",)
+    return Run(f"td-d{dim}-{variant}", CONFIGS / "mf-student.yaml",
+               (f"model.dim={dim}", *STUDENT_TERMS[variant], *teacher))
+
+
+TEACHER_RUN = "teacher-l2-adam"  # the teacher the selection chose (valid NDCG@10)
+TEACHER = OUT / TEACHER_RUN
 L2_RUNS = [l2_candidate(role, weight) for role in ("student", "teacher") for weight in (*L2_WEIGHTS, "adam")]
 RUNS = {
-    "teacher": Run("teacher", CONFIGS / "mf-teacher.yaml"),
     **{run.name: run for run in L2_RUNS},
+    **{run.name: run for run in map(lr_candidate, LEARNING_RATES)},
     **{run.name: run for run in (student(variant, seed) for variant in STUDENT_TERMS for seed in SEEDS)},
+    **{run.name: run for run in (td_student(kind, dim) for dim in TD_DIMS for kind in ("alone", "ftd"))},
 }
 
 
 def export_signal() -> None:
     """The teacher's TeacherSignal, once the teacher has finished."""
-    if (SIGNAL / "teacher.json").exists() or not (OUT / "teacher" / "metrics.json").exists():
+    if (SIGNAL / "teacher.json").exists() or not (TEACHER / "metrics.json").exists():
         return
     command = [
         sys.executable,
@@ -85,7 +105,7 @@ def export_signal() -> None:
         "recforge.cli",
         "teacher",
         "export",
-        str(OUT / "teacher"),
+        str(TEACHER),
         "-o",
         str(SIGNAL),
     ]
