@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from recforge.config_base import FilterSettings, ModelSettings
 from recforge.data.graph import bipartite_edge_index, normalized_adjacency
 from recforge.errors import UnknownNameError
-from recforge.models.filters import BSPM, EASE, GFCF, BSPMConfig, EASEConfig, GFCFConfig, _Filter
+from recforge.models.filters import BSPM, EASE, GFCF, BSPMConfig, EASEConfig, GFCFConfig, GraphFilter
 from recforge.models.gat import GAT, GATConfig
 from recforge.models.gru4rec import GRU4Rec, GRU4RecConfig
 from recforge.models.gsau import GSAU, GSAUConfig
@@ -123,11 +123,11 @@ class FilterRecipe:
     takes no seed)."""
 
     config: type[FilterSettings]
-    filter: type[_Filter]
+    filter: type[GraphFilter]
 
     def build(
         self, settings: FilterSettings, train: sp.spmatrix | sp.sparray, *, seed: int, num_threads: int | None
-    ) -> _Filter:
+    ) -> GraphFilter:
         arguments: dict[str, Any] = {**settings.filter_arguments(), "num_threads": num_threads}
         if self.filter is not EASE:
             arguments["seed"] = seed

@@ -60,7 +60,18 @@ from torch import Tensor
 from recforge.config_base import FilterSettings
 from recforge.errors import ConfigError, RecforgeError
 
-__all__ = ["BSPM", "EASE", "GFCF", "BSPMConfig", "EASEConfig", "GFCFConfig", "ODEMethod", "ease_max_items"]
+__all__ = [
+    "BSPM",
+    "EASE",
+    "GFCF",
+    "BSPMConfig",
+    "EASEConfig",
+    "GFCFConfig",
+    "GraphFilter",
+    "LowPassFilter",
+    "ODEMethod",
+    "ease_max_items",
+]
 
 ODEMethod = Literal["euler", "rk4"]
 ODE_METHODS: tuple[str, ...] = ("euler", "rk4")
@@ -218,7 +229,7 @@ class _NormalizedGraph:
         return np.ascontiguousarray(to_factors), np.ascontiguousarray(to_items)
 
 
-class _Filter:
+class GraphFilter:
     """The plumbing every filter shares: fitted check, user ids → training rows → score blocks."""
 
     _owner = "filter"
@@ -313,7 +324,7 @@ class _Filter:
         return out
 
 
-class _IdealFilter(_Filter):
+class LowPassFilter(GraphFilter):
     """GF-CF and BSPM: the normalised graph and the ideal low-pass filter's factors (one SVD)."""
 
     num_factors: int
@@ -365,7 +376,7 @@ class _IdealFilter(_Filter):
 # GF-CF
 
 
-class GFCF(_IdealFilter):
+class GFCF(LowPassFilter):
     r"""GF-CF (Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021).
 
     .. math::
@@ -461,7 +472,7 @@ def _integrate(
     return state
 
 
-class BSPM(_IdealFilter):
+class BSPM(LowPassFilter):
     r"""BSPM (Choi et al., "Blurring-Sharpening Process Models for Collaborative Filtering", SIGIR 2023).
 
     Three linear ODEs over a user's score row :math:`x(t)`, each from the row :math:`r_u`:
@@ -608,7 +619,7 @@ def _format_bytes(size: float) -> str:
     return f"{size:,.2f} GiB"
 
 
-class EASE(_Filter):
+class EASE(GraphFilter):
     r"""EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019).
 
     .. math::

@@ -12,8 +12,8 @@ only, never the raw data or a training task, so the trainer's evaluation and
   state after the history before the fold's held-out item.
 * :class:`GraphSequenceScorer`: GSAU, ranking by the sequence encoder, the graph, or both.
 * :class:`FilterScorer`: a training-free filter (GF-CF, BSPM, EASE), which scores a user from
-  their history row and is *not* a dot product of two tables: :func:`evaluate_fold` and
-  :func:`user_scores` rank every scorer, this one through its score function.
+  their history row and is *not* a dot product of two tables: :func:`evaluate_fold` ranks every
+  scorer, this one through its score function.
 
 Every table comes back detached, in eval mode, on the encoder's device.
 """
@@ -33,7 +33,7 @@ from recforge.data.sequences import evaluation_queries, latest_histories
 from recforge.data.split import Split
 from recforge.errors import RecforgeError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
-from recforge.models.filters import EASE, _Filter, _IdealFilter
+from recforge.models.filters import EASE, GraphFilter, LowPassFilter
 
 
 class Scorer(Protocol):
@@ -221,16 +221,16 @@ class FilterScorer:
 
     reads_histories = False
 
-    def __init__(self, fitted: _Filter) -> None:
+    def __init__(self, fitted: GraphFilter) -> None:
         self.filter = fitted
 
     @property
     def has_embeddings(self) -> bool:
         """Whether the filter has a low-rank part to export as embeddings (GF-CF, BSPM; not EASE)."""
-        return isinstance(self.filter, _IdealFilter)
+        return isinstance(self.filter, LowPassFilter)
 
-    def _ideal(self) -> _IdealFilter:
-        if not isinstance(self.filter, _IdealFilter):
+    def _ideal(self) -> LowPassFilter:
+        if not isinstance(self.filter, LowPassFilter):
             name = "EASE" if isinstance(self.filter, EASE) else type(self.filter).__name__
             raise RecforgeError(f"{name} has no embeddings (its item-item weights have full rank); "
                                 "embeddings come from gfcf and bspm runs, which have a low-rank part")
@@ -272,10 +272,3 @@ def evaluate_fold(scorer: Scorer, evaluator: Evaluator, fold: str) -> Evaluation
         return evaluator.evaluate_scores(score, fold)
     return evaluator.evaluate(*scorer.embeddings(evaluator.split, fold), fold)
 
-
-def user_scores(scorer: Scorer, split: Split, fold: str | None) -> Callable[[Tensor], Tensor]:
-    """``users (B,) -> (B, I)`` fresh scores of every item for ``fold`` (None: a deployed answer)."""
-    if isinstance(scorer, FilterScorer):
-        return scorer.score_function(split, fold)
-    queries, items = scorer.embeddings(split, fold)
-    return lambda users: queries[users.to(queries.device)] @ items.T

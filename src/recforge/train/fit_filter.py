@@ -7,7 +7,7 @@ files as a trained run's, so ``recforge evaluate``, ``recforge recommend``,
 :func:`~recforge.retrieval.recommender.load_recommender` and ``recforge teacher export`` read it
 the same way:
 
-* ``model.safetensors``: the fitted state (:meth:`~recforge.models.filters._Filter.fitted_tensors`:
+* ``model.safetensors``: the fitted state (:meth:`~recforge.models.filters.GraphFilter.fitted_tensors`:
   GF-CF's and BSPM's singular vectors, I × k; EASE's item-item weights, I × I) under ``model.``,
   with the split hash; loading recomputes the cheap rest from ``split.npz``'s training matrix;
 * ``config.yaml``, ``split.npz``, ``id_maps.json``, ``metrics.json`` (``best_epoch`` 0, the fit's
@@ -31,7 +31,7 @@ from rich.table import Table
 from recforge.checkpoint import WEIGHTS_FILE, CheckpointInfo, save_tensors
 from recforge.config import ExperimentConfig
 from recforge.evaluation.evaluator import EvaluationResult
-from recforge.models.filters import _Filter
+from recforge.models.filters import GraphFilter
 from recforge.models.scoring import FilterScorer, evaluate_fold
 from recforge.recipes import filter_recipe_of
 from recforge.train.experiment import PreparedData, make_evaluator, prepare_data, require_folds
@@ -43,7 +43,7 @@ class FilterFitResult:
     """What a fitted filter run reports (also written to ``metrics.json``)."""
 
     run_dir: Path
-    filter: _Filter
+    filter: GraphFilter
     scorer: FilterScorer
     data: PreparedData
     valid: EvaluationResult
