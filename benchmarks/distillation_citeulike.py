@@ -20,9 +20,16 @@ seed 0), so the numbers are comparable in protocol, not candidate for candidate.
 
 from __future__ import annotations
 
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import scipy.stats
 
 from run_matrix import REPO, Run, cells, load, main
 
@@ -117,14 +124,85 @@ def export_signal() -> None:
     subprocess.run([*command, "--k", "500"], check=True, cwd=REPO)
 
 
+AUTHORS = {  # DE-RRD's logs, sampled test H@10 / N@10 of the 20-d BPR student
+    "alone": (0.5559, 0.3686),
+    "de": (0.5796, 0.3933),
+    "rrd": (0.5727, 0.3879),
+    "ir-rrd": (0.5951, 0.4072),
+}
+PLOT = REPO / "benchmarks" / "results" / "citeulike_td_dimensions.png"
+
+
+def seeded(out: Path, variant: str) -> list[dict]:
+    return [summary for seed in SEEDS if (summary := load(out, f"student-{variant}-seed{seed}")) is not None]
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
 def report(out: Path) -> str:
+    """Every finished run; the seeded students as mean ± std with the gain over the student alone
+    and Welch's t-test p-value; the TD sweep as a table and a plot."""
     header = "| run | " + " | ".join(METRICS) + " | best/ran epochs | train s |"
     lines = [header, "|" + "---|" * (len(METRICS) + 3)]
     for name in RUNS:
         summary = load(out, name)
         if summary is not None:
             lines.append(f"| {name} | {cells(summary, METRICS)} |")
+    alone = {metric: [run["test"][metric] for run in seeded(out, "alone")] for metric in METRICS}
+    columns = ["student", "seeds", *METRICS, "gain H@10 (p)", "s/epoch", "authors H@10 / N@10"]
+    lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for variant in STUDENT_TERMS:
+        runs = seeded(out, variant)
+        if not runs:
+            continue
+        values = {metric: [run["test"][metric] for run in runs] for metric in METRICS}
+        gain = "–"
+        if variant != "alone" and alone["hit@10"]:
+            relative = statistics.mean(values["hit@10"]) / statistics.mean(alone["hit@10"]) - 1
+            p_value = (scipy.stats.ttest_ind(values["hit@10"], alone["hit@10"], equal_var=False).pvalue
+                       if len(runs) > 1 and len(alone["hit@10"]) > 1 else float("nan"))
+            gain = f"{relative:+.1%} (p {p_value:.3f})"
+        per_epoch = statistics.mean(run["seconds_per_epoch"] for run in runs)
+        authors = "/".join(f"{value:.4f}" for value in AUTHORS.get(variant, ())) or "–"
+        cells_ = " | ".join(mean_std(values[metric]) for metric in METRICS)
+        lines.append(f"| {variant} | {len(runs)} | {cells_} | {gain} | {per_epoch:.2f} | {authors} |")
+    lines += ["", td_sweep(out)]
     return "\n".join(lines)
+
+
+def pair(summary: dict | None) -> str:
+    return "–" if summary is None else f"{summary['test']['hit@10']:.4f} / {summary['test']['ndcg@10']:.4f}"
+
+
+def td_sweep(out: Path) -> str:
+    """H@10 by student size, alone and with FTD (seed 0; dim 20 from the seeded runs), plotted."""
+    rows = {}
+    for dim in sorted((*TD_DIMS, 20)):
+        names = [f"td-d{dim}-alone", f"td-d{dim}-ftd"]
+        if dim == 20:
+            names = ["student-alone-seed0", "student-ftd-seed0"]
+        rows[dim] = [load(out, name) for name in names]
+    lines = ["| student dim | alone H@10 / N@10 | +FTD H@10 / N@10 | FTD epochs run |", "|---|---|---|---|"]
+    for dim, (alone, ftd) in rows.items():
+        lines.append(f"| {dim} | {pair(alone)} | {pair(ftd)} | {ftd['epochs_run'] if ftd else '–'} |")
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    for column, label in ((0, "student alone"), (1, "student + FTD")):
+        points = [(dim, runs[column]["test"]["hit@10"]) for dim, runs in rows.items() if runs[column]]
+        if points:
+            axis.plot(*zip(*points, strict=True), marker="o", label=label)
+    teacher = load(out, TEACHER_RUN)
+    if teacher:
+        axis.axhline(teacher["test"]["hit@10"], color="grey", linestyle="--", label="teacher (200-d)")
+    axis.set(xscale="log", xlabel="student dimension", ylabel="test H@10 (sampled)",
+             title="CiteULike: TD dimension sweep")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=120)
+    return "\n".join(lines) + f"\n\nplot: {PLOT.relative_to(REPO)}"
 
 
 if __name__ == "__main__":
