@@ -154,6 +154,98 @@ def recommend(
 
 
 @app.command()
+def index(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory of a model that ranks by embeddings.")],
+    kind: Annotated[str, typer.Option(help="flat, ivf, hnsw or ivfpq.")] = "hnsw",
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            "-p",
+            help="An index parameter, e.g. -p nprobe=32 (ivf, ivfpq: nlist, nprobe; hnsw: hnsw_m, "
+            "ef_construction, ef_search; ivfpq: pq_m, pq_bits, refine). Repeatable.",
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Directory to write the index to.")
+    ] = None,
+    evaluate: Annotated[
+        bool, typer.Option("--evaluate", help="Report recall@K against exact top-K and queries per second.")
+    ] = False,
+    existing: Annotated[
+        Path | None, typer.Option("--index", help="Evaluate this saved index instead of building one.")
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="K of the evaluation's recall@K.")] = 100,
+    users: Annotated[int, typer.Option(min=1, help="Users the evaluation asks (seeded sample).")] = 2000,
+    exclusion: Annotated[
+        str, typer.Option(help="How seen items are excluded: overfetch (batched) or selector (per query).")
+    ] = "overfetch",
+    threads: Annotated[int | None, typer.Option(min=1, help="FAISS and torch threads.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Build a FAISS index over RUN_DIR's item table (-o DIR), and/or --evaluate one: recall@K of
+    its top-K against exact search and queries per second of both, seen items excluded in both."""
+    import torch
+
+    from recforge.retrieval.index import Exclusion, build_index, evaluate_index, index_params, load_index
+    from recforge.retrieval.recommender import load_recommender
+    from recforge.yaml_settings import parse_override
+
+    if output is None and not evaluate:
+        _fail(RecforgeError("give --output DIR to write the index, or --evaluate to measure it (or both)"))
+    if exclusion not in ("overfetch", "selector"):
+        _fail(RecforgeError(f"--exclusion: expected overfetch or selector, got '{exclusion}'"))
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        settings: dict[str, object] = {}
+        for text in param or []:
+            path, value = parse_override(text)
+            settings[".".join(path)] = value
+        recommender = load_recommender(run_dir, device="cpu")
+        if existing is not None:
+            built = load_index(existing, recommender)
+        else:
+            built = build_index(recommender, index_params(kind, settings), threads=threads)
+            if output is not None:
+                built.save(output)
+        report = None
+        if evaluate:
+            mode: Exclusion = "selector" if exclusion == "selector" else "overfetch"  # checked above
+            report = evaluate_index(recommender, built, k=k, users=users, exclusion=mode)
+    except RecforgeError as error:
+        _fail(error)
+    if as_json:
+        console.print_json(
+            json.dumps({"index": built.meta, "evaluation": report.to_dict() if report else None})
+        )
+        return
+    meta = built.meta
+    console.print(
+        f"{meta['kind']} index over {meta['num_items']:,} items of dimension {meta['dim']} "
+        f"({', '.join(f'{name}={value}' for name, value in meta['params'].items()) or 'exact'}), "
+        f"built in {meta['build_seconds']:.2f} s" + (f", written to {output}" if output else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    if report is not None:
+        table = Table(
+            title=f"{report.kind} vs exact, {report.users:,} users, seen items excluded ({report.exclusion})"
+        )
+        table.add_column(f"recall@{report.k}", justify="right")
+        table.add_column("ANN queries/s", justify="right")
+        table.add_column("exact queries/s", justify="right")
+        table.add_column("seen items returned", justify="right")
+        table.add_row(
+            f"{report.recall:.4f}",
+            f"{report.ann_qps:,.0f}",
+            f"{report.exact_qps:,.0f}",
+            str(report.seen_returned),
+        )
+        console.print(table)
+
+
+@app.command()
 def terms() -> None:
     """List the loss terms a config's objective.terms may name, what each needs and its parameters."""
     from recforge.objectives.registry import TERMS, term_parameters
