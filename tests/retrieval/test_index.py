@@ -7,10 +7,10 @@ import json
 import shutil
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import faiss
 import torch
 
 from recforge.config import config_from_dict
