@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -243,6 +244,70 @@ def index(
             str(report.seen_returned),
         )
         console.print(table)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by `recforge train`.")],
+    index_dir: Annotated[
+        Path | None, typer.Option("--index", help="A `recforge index` directory to answer users from.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind (beyond loopback: an API key).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    fallback: Annotated[
+        str | None, typer.Option(help="popular: answer unknown users with popular items (marked).")
+    ] = None,
+    api_key_env: Annotated[
+        str | None,
+        typer.Option(help="Name of an environment variable holding the key the X-API-Key header must carry."),
+    ] = None,
+    max_k: Annotated[int, typer.Option(min=1, help="Largest k a request may ask for.")] = 1000,
+    max_batch: Annotated[int, typer.Option(min=1, help="Most users in one POST /recommend.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Serve RUN_DIR over HTTP: /recommend/{user}, POST /recommend, POST /recommend/history,
+    /similar/{item}, /health, /metadata, OpenAPI docs at /docs, and a page at /."""
+    import os
+
+    import uvicorn
+
+    from recforge.retrieval.index import load_index
+    from recforge.retrieval.recommender import load_recommender
+    from recforge.retrieval.service import Limits, create_app
+
+    if fallback not in (None, "popular"):
+        _fail(RecforgeError(f"--fallback: expected popular, got '{fallback}'"))
+    api_key = None
+    if api_key_env is not None:
+        api_key = os.environ.get(api_key_env)
+        if not api_key:
+            _fail(RecforgeError(f"--api-key-env: environment variable {api_key_env} is not set or empty"))
+    if host not in LOOPBACK and api_key is None:
+        _fail(RecforgeError(f"--host {host}: binding beyond loopback needs --api-key-env NAME"))
+    started = time.perf_counter()
+    try:
+        recommender = load_recommender(run_dir, device=device)
+        index = load_index(index_dir, recommender) if index_dir is not None else None
+        app_ = create_app(
+            recommender,
+            index=index,
+            fallback=fallback,
+            api_key=api_key,
+            limits=Limits(max_k=max_k, max_batch=max_batch),
+        )
+    except RecforgeError as error:
+        _fail(error)
+    status.print(
+        f"serving {recommender.model_name} from {run_dir} "
+        f"({'index ' + str(index_dir) if index_dir else 'exact scoring'}); ready in "
+        f"{time.perf_counter() - started:.2f} s",
+        highlight=False,
+        soft_wrap=True,
+    )
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command()

@@ -115,6 +115,9 @@ class Recommender:
 
     # -- ids ---------------------------------------------------------------------------------------
 
+    def knows_user(self, raw_user_id: object) -> bool:
+        return str(raw_user_id) in self._user_index
+
     def user_index(self, raw_user_id: object) -> int:
         """The dense id of a raw user id; an unknown id is an :class:`UnknownIdError`."""
         dense = self._user_index.get(str(raw_user_id))

@@ -1,0 +1,227 @@
+"""The HTTP service through FastAPI's test client (no network), and one real `recforge serve`
+on a free loopback port: answers match the library, and bad requests get 4xx, never a 500."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from recforge.config import config_from_dict
+from recforge.retrieval.index import build_index, index_params
+from recforge.retrieval.recommender import load_recommender
+from recforge.retrieval.service import Limits, create_app
+from recforge.train.trainer import train
+
+NUM_USERS, NUM_ITEMS, PER_USER = 30, 60, 10
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    rng = np.random.default_rng(5)
+    rows = ["user,item,timestamp"]
+    for user in range(NUM_USERS):
+        for step, item in enumerate(rng.choice(NUM_ITEMS, size=PER_USER, replace=False)):
+            rows.append(f"u{user},i{item},{1000 * user + step}")
+    path = tmp_path_factory.mktemp("data") / "events.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def trained(data: Path, run_dir: Path, model: dict[str, object]) -> Path:
+    config = config_from_dict(
+        {
+            "name": "service-test",
+            "seed": 4,
+            "output_dir": str(run_dir),
+            "data": {
+                "name": str(data),
+                "options": {"user": "user", "item": "item", "timestamp": "timestamp"},
+                "split": {"protocol": "leave_one_out"},
+            },
+            "model": model,
+            "objective": {"terms": {"ce": {"weight": 1.0}}} if model["name"] == "sasrec" else {},
+            "train": {"epochs": 2, "batch_size": 32, "num_threads": 1, "early_stopping_metric": "recall@5"},
+            "evaluation": {"ks": [5], "metrics": ["recall"]},
+        }
+    )
+    train(config, show_progress=False)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def mf_run(data_file, tmp_path_factory) -> Path:
+    return trained(data_file, tmp_path_factory.mktemp("mf") / "run", {"name": "mf", "dim": 8})
+
+
+@pytest.fixture(scope="module")
+def client(mf_run):
+    recommender = load_recommender(mf_run, device="cpu")
+    return TestClient(create_app(recommender, limits=Limits(max_k=50, max_batch=4, max_body_bytes=2048)))
+
+
+def test_recommend_matches_the_library_and_excludes_seen_items(client, mf_run):
+    recommender = load_recommender(mf_run, device="cpu")
+    expected = recommender.recommend(["u3"], k=5)[0]
+    response = client.get("/recommend/u3", params={"k": 5})
+    assert response.status_code == 200
+    body = response.json()
+    assert [entry["item"] for entry in body["items"]] == [entry.item for entry in expected]
+    assert body["fallback"] is None
+    seen = recommender.seen[recommender.user_index("u3")].indices
+    assert not {recommender.item_index(entry["item"]) for entry in body["items"]} & set(seen)
+
+
+def test_batch_history_similar_health_metadata_and_docs(client):
+    batch = client.post("/recommend", json={"users": ["u1", "u2"], "k": 3}).json()
+    assert [answer["query"] for answer in batch["results"]] == ["u1", "u2"]
+    assert all(len(answer["items"]) == 3 for answer in batch["results"])
+    assert client.get("/similar/i3", params={"k": 4}).status_code == 200
+    assert client.get("/health").json()["status"] == "ok"
+    metadata = client.get("/metadata").json()
+    assert metadata["model"] == "mf"
+    assert metadata["index"] is None
+    assert "recall@5" in metadata["test"]
+    assert client.get("/openapi.json").status_code == 200
+    assert "<title>recforge</title>" in client.get("/").text
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "payload", "status"),
+    [
+        ("get", "/recommend/nobody", None, 404),
+        ("get", "/similar/nothing", None, 404),
+        ("get", "/recommend/u1?k=0", None, 422),
+        ("get", "/recommend/u1?k=51", None, 422),
+        ("get", "/recommend/u1?k=ten", None, 422),
+        ("get", "/recommend/u1?k=2.5", None, 422),
+        ("post", "/recommend", {"users": ["u1"] * 5}, 422),
+        ("post", "/recommend", {"users": []}, 422),
+        ("post", "/recommend", {"users": "u1"}, 422),
+        ("post", "/recommend", {"users": [1, 2]}, 422),
+        ("post", "/recommend", {"users": ["u1"], "extra": 1}, 422),
+        ("post", "/recommend", {"users": ["u1", "ghost"]}, 404),
+        ("post", "/recommend", [1, 2, 3], 422),
+        ("post", "/recommend/history", {"items": ["i1"]}, 400),  # MF has no history queries
+        ("post", "/recommend/history", {"items": []}, 422),
+        ("get", "/items?q=", None, 422),
+        ("get", "/nowhere", None, 404),
+        ("delete", "/recommend/u1", None, 405),
+    ],
+)
+def test_malformed_requests_get_4xx(client, method, path, payload, status):
+    response = client.request(method.upper(), path, json=payload)
+    assert response.status_code == status, response.text
+    assert "detail" in response.json()
+
+
+def test_malformed_bodies_and_oversized_bodies(client):
+    broken = client.post("/recommend", content=b"{not json", headers={"content-type": "application/json"})
+    assert broken.status_code == 422
+    huge = client.post("/recommend", json={"users": ["u" * 4000]})
+    assert huge.status_code == 413
+    streamed = client.post(
+        "/recommend",
+        content=iter([b'{"users": ["', b"u" * 3000, b'"]}']),
+        headers={"content-type": "application/json"},
+    )
+    assert streamed.status_code == 413
+
+
+def test_unknown_users_get_popular_items_when_asked(mf_run):
+    recommender = load_recommender(mf_run, device="cpu")
+    client = TestClient(create_app(recommender, fallback="popular"))
+    body = client.get("/recommend/nobody", params={"k": 3}).json()
+    assert body["fallback"] == "popular"
+    counts = np.asarray(recommender.split.csr("train").sum(axis=0)).ravel()
+    assert [entry["score"] for entry in body["items"]] == sorted(counts, reverse=True)[:3]
+
+
+def test_an_index_answers_like_exact_search_for_a_flat_index(mf_run):
+    recommender = load_recommender(mf_run, device="cpu")
+    exact = TestClient(create_app(recommender)).get("/recommend/u5", params={"k": 6}).json()
+    index = build_index(recommender, index_params("flat", {}))
+    indexed = TestClient(create_app(recommender, index=index))
+    answer = indexed.get("/recommend/u5", params={"k": 6}).json()
+    assert [entry["item"] for entry in answer["items"]] == [entry["item"] for entry in exact["items"]]
+    assert indexed.get("/metadata").json()["index"]["kind"] == "flat"
+
+
+def test_the_api_key_is_required_when_set(mf_run):
+    client = TestClient(create_app(load_recommender(mf_run, device="cpu"), api_key="s3cret"))
+    assert client.get("/recommend/u1").status_code == 401
+    assert client.get("/recommend/u1", headers={"x-api-key": "wrong"}).status_code == 401
+    assert client.get("/recommend/u1", headers={"x-api-key": "s3cret"}).status_code == 200
+    assert client.get("/health").status_code == 200
+
+
+def test_history_answers_for_a_sequential_run(data_file, tmp_path):
+    run = trained(
+        data_file,
+        tmp_path / "sasrec",
+        {"name": "sasrec", "dim": 8, "max_length": 5, "num_layers": 1, "num_heads": 1},
+    )
+    recommender = load_recommender(run, device="cpu")
+    client = TestClient(create_app(recommender))
+    body = client.post("/recommend/history", json={"items": ["i1", "i2"], "k": 4}).json()
+    expected = recommender.recommend_for_history(["i1", "i2"], 4)
+    assert [entry["item"] for entry in body["items"]] == [entry.item for entry in expected]
+    assert client.post("/recommend/history", json={"items": ["i1", "zz"]}).status_code == 404
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_recforge_serve_answers_on_loopback(mf_run):
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "recforge.cli",
+        "serve",
+        str(mf_run),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
+    server = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"recforge serve did not come up: {server.stderr.read()}") from None
+                time.sleep(0.2)
+        assert health.json()["model"] == "mf"
+        answer = httpx.get(f"http://127.0.0.1:{port}/recommend/u2", params={"k": 3}, timeout=5)
+        assert answer.status_code == 200
+        assert len(answer.json()["items"]) == 3
+        assert httpx.get(f"http://127.0.0.1:{port}/recommend/ghost", timeout=5).status_code == 404
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    assert "ready in" in server.stderr.read()
+
+
+def test_serve_refuses_to_bind_beyond_loopback_without_a_key(mf_run):
+    command = [sys.executable, "-m", "recforge.cli", "serve", str(mf_run), "--host", "0.0.0.0"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "needs --api-key-env" in done.stderr
