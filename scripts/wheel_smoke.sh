@@ -25,4 +25,36 @@ print(f"recforge {recforge.__version__} from {location.parent}")
 PY
 "$WORK/venv/bin/recforge" quickstart --output-dir "$WORK/run" -o train.epochs=2 --users 1 --no-progress
 "$WORK/venv/bin/recforge" recommend "$WORK/run" --user 196 -k 3
+"$WORK/venv/bin/recforge" index "$WORK/run" --kind hnsw --evaluate -k 10 --users 100
+# the service from the wheel, page included (package data), answered through its ASGI app
+"$WORK/venv/bin/python" - "$WORK/run" <<'PY'
+import asyncio
+import sys
+
+from recforge.retrieval.recommender import load_recommender
+from recforge.retrieval.service import create_app
+
+
+async def get(app, path):
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": path, "raw_path": path.encode(), "query_string": b"",
+             "headers": [], "scheme": "http", "server": ("test", 80), "client": ("test", 1), "root_path": "",
+             "http_version": "1.1"}
+    await app(scope, receive, send)
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+
+app = create_app(load_recommender(sys.argv[1], device="cpu"))
+for path, needle in (("/", b"<title>recforge</title>"), ("/recommend/196", b'"query":"196"')):
+    status, body = asyncio.run(get(app, path))
+    assert status == 200 and needle in body, (path, status, body[:200])
+print("service from the wheel: page and /recommend answer")
+PY
 echo "wheel smoke test passed"

@@ -4,6 +4,8 @@ on a free loopback port: answers match the library, and bad requests get 4xx, ne
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -177,6 +179,18 @@ def test_history_answers_for_a_sequential_run(data_file, tmp_path):
     assert client.post("/recommend/history", json={"items": ["i1", "zz"]}).status_code == 404
 
 
+def wait_until_up(server: subprocess.Popen, port: int) -> httpx.Response:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        except httpx.TransportError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                stderr = server.stderr.read() if server.stderr else ""
+                raise AssertionError(f"recforge serve did not come up: {stderr}") from None
+            time.sleep(0.2)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -200,15 +214,7 @@ def test_recforge_serve_answers_on_loopback(mf_run):
         command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.TransportError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"recforge serve did not come up: {server.stderr.read()}") from None
-                time.sleep(0.2)
+        health = wait_until_up(server, port)
         assert health.json()["model"] == "mf"
         answer = httpx.get(f"http://127.0.0.1:{port}/recommend/u2", params={"k": 3}, timeout=5)
         assert answer.status_code == 200
@@ -225,3 +231,29 @@ def test_serve_refuses_to_bind_beyond_loopback_without_a_key(mf_run):
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "needs --api-key-env" in done.stderr
+
+
+BROWSER = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(BROWSER is None, reason="no chromium on PATH (Debian: apt-get install chromium)")
+def test_the_page_renders_a_query_in_a_real_browser(mf_run, tmp_path):
+    recommender = load_recommender(mf_run, device="cpu")
+    expected = [entry.item for entry in recommender.recommend(["u3"], k=5)[0]]
+    similar = [entry.item for entry in recommender.similar_items("i3", k=3)]
+    port = free_port()
+    command = [sys.executable, "-m", "recforge.cli", "serve", str(mf_run), "--port", str(port), "--device", "cpu"]
+    server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_up(server, port)
+        for query, wanted in (("user=u3&k=5", expected), ("similar=i3&k=3", similar)):
+            dom = subprocess.run(
+                [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"http://127.0.0.1:{port}/?{query}"],
+                capture_output=True, text=True, timeout=120, check=True,
+            ).stdout
+            rendered = re.findall(r'<a class="item"[^>]*>([^<]+)</a>', dom)
+            assert rendered == wanted, dom[-2000:]
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
