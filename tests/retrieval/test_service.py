@@ -242,15 +242,36 @@ def test_the_page_renders_a_query_in_a_real_browser(mf_run, tmp_path):
     expected = [entry.item for entry in recommender.recommend(["u3"], k=5)[0]]
     similar = [entry.item for entry in recommender.similar_items("i3", k=3)]
     port = free_port()
-    command = [sys.executable, "-m", "recforge.cli", "serve", str(mf_run), "--port", str(port), "--device", "cpu"]
+    command = [
+        sys.executable,
+        "-m",
+        "recforge.cli",
+        "serve",
+        str(mf_run),
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+    ]
     server = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
         wait_until_up(server, port)
         for query, wanted in (("user=u3&k=5", expected), ("similar=i3&k=3", similar)):
             dom = subprocess.run(
-                [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", f"http://127.0.0.1:{port}/?{query}"],
-                capture_output=True, text=True, timeout=120, check=True,
+                [
+                    BROWSER,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--virtual-time-budget=10000",
+                    f"--user-data-dir={tmp_path / 'profile'}",
+                    "--dump-dom",
+                    f"http://127.0.0.1:{port}/?{query}",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=True,
             ).stdout
             rendered = re.findall(r'<a class="item"[^>]*>([^<]+)</a>', dom)
             assert rendered == wanted, dom[-2000:]
