@@ -154,8 +154,8 @@ class ItemIndex:
             faiss.extract_index_ivf(self.index).nprobe = self.params.nprobe
         if kind == "hnsw":
             self.index.hnsw.efSearch = self.params.ef_search
-        if kind == "ivfpq" and self.params.refine:
-            self.index.k_factor = float(self.params.refine)
+        if kind == "ivfpq" and isinstance(self.index, faiss.IndexRefine):  # built with refine > 0
+            self.index.k_factor = float(max(1, self.params.refine))
 
     def search(
         self,
@@ -261,12 +261,7 @@ def build_index(recommender: Any, params: IndexParams, *, threads: int | None = 
         faiss.omp_set_num_threads(threads)
     items = item_table(recommender)
     num_items, dim = items.shape
-    started = time.perf_counter()
-    index = _empty_index(faiss, params, num_items, dim)
-    if not index.is_trained:
-        index.train(items)
-    index.add(items)
-    build_seconds = time.perf_counter() - started
+    index, build_seconds = faiss_index(items, params)
     meta = {
         "format": FORMAT_VERSION,
         "run_dir": str(Path(recommender.run_dir).resolve()),
@@ -282,6 +277,18 @@ def build_index(recommender: Any, params: IndexParams, *, threads: int | None = 
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     return ItemIndex(index, params, meta)
+
+
+def faiss_index(items: np.ndarray, params: IndexParams) -> tuple[Any, float]:
+    """The FAISS index ``params`` describe over (I, d) float32 ``items``, trained and filled, and
+    the seconds that took."""
+    faiss = _faiss()
+    started = time.perf_counter()
+    index = _empty_index(faiss, params, *items.shape)
+    if not index.is_trained:
+        index.train(items)
+    index.add(items)
+    return index, time.perf_counter() - started
 
 
 def _derived(params: IndexParams, num_items: int, dim: int) -> dict[str, int]:
