@@ -52,7 +52,18 @@ def trained(data: Path, run_dir: Path, model: dict[str, object]) -> Path:
             },
             "model": model,
             "objective": {"terms": {"ce": {"weight": 1.0}}} if model["name"] == "sasrec" else {},
-            "train": {"epochs": 2, "batch_size": 32, "num_threads": 1, "early_stopping_metric": "recall@5"},
+            **(
+                {}
+                if model["name"] == "gfcf"
+                else {
+                    "train": {
+                        "epochs": 2,
+                        "batch_size": 32,
+                        "num_threads": 1,
+                        "early_stopping_metric": "recall@5",
+                    }
+                }
+            ),
             "evaluation": {"ks": [5], "metrics": ["recall"]},
         }
     )
@@ -133,6 +144,16 @@ def test_an_index_answers_like_exact_search_for_a_flat_index(mf_run):
     answer = indexed.get("/recommend/u5", params={"k": 6}).json()
     assert [entry["item"] for entry in answer["items"]] == [entry["item"] for entry in exact["items"]]
     assert indexed.get("/metadata").json()["index"]["kind"] == "flat"
+
+
+def test_a_filter_run_is_served_by_its_own_scores(data_file, tmp_path):
+    run = trained(data_file, tmp_path / "gfcf", {"name": "gfcf", "num_factors": 4})
+    recommender = load_recommender(run, device="cpu")
+    client = TestClient(create_app(recommender))
+    body = client.get("/recommend/u4", params={"k": 5}).json()
+    assert [entry["item"] for entry in body["items"]] == [
+        entry.item for entry in recommender.recommend(["u4"], 5)[0]
+    ]
 
 
 def test_the_api_key_is_required_when_set(mf_run):

@@ -35,6 +35,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.responses import Response
 
 from recforge.errors import RecforgeError, UnknownIdError
+from recforge.models.scoring import FilterScorer
 from recforge.retrieval.index import ItemIndex
 from recforge.retrieval.recommender import Recommendation, Recommender
 
@@ -123,6 +124,8 @@ class Service:
 
     def __init__(self, recommender: Recommender, index: ItemIndex | None, fallback: str | None) -> None:
         self.recommender, self.index, self.fallback = recommender, index, fallback
+        if not isinstance(recommender.scorer, FilterScorer):
+            recommender.user_embeddings()  # the tables once, now, not racing in the first requests
         counts = np.asarray(recommender.split.csr("train").sum(axis=0)).ravel()
         self.popular = np.argsort(-counts, kind="stable")
         self.counts = counts
