@@ -8,7 +8,8 @@ request may not do, and what it gets instead of a 500:
   ``fallback="popular"``, the most popular training items, marked ``"fallback": "popular"``);
 * ``k`` below 1 or above ``max_k``, a batch above ``max_batch`` users, a history above
   ``max_history`` items, a non-list body: 422 with pydantic's account of the field;
-* a body above ``max_body_bytes``: 413, read no further than the limit;
+* a body above ``max_body_bytes``: 413, read no further than the limit (a Content-Length that is
+  not a number: 400);
 * a question the model cannot answer (a history for a model that ranks by user, similar items
   for EASE): 400 with the reason;
 * with ``api_key`` set, a request without ``X-API-Key: <key>`` (``/health`` excepted): 401.
@@ -89,9 +90,13 @@ class _BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            response = JSONResponse({"detail": f"request body above {self.limit} bytes"}, status_code=413)
-            await response(scope, receive, send)
+        refusal = None
+        if declared is not None and not declared.isdigit():
+            refusal = JSONResponse({"detail": "Content-Length is not a byte count"}, status_code=400)
+        elif declared is not None and int(declared) > self.limit:
+            refusal = JSONResponse({"detail": f"request body above {self.limit} bytes"}, status_code=413)
+        if refusal is not None:
+            await refusal(scope, receive, send)
             return
         received = 0
 
