@@ -113,7 +113,7 @@ RECIPES: dict[str, Recipe] = {
     "gru4rec": Recipe(GRU4RecConfig, GRU4Rec, no_graph, SequenceTask, sequence_scorer, takes_users=False),
     "gsau": Recipe(GSAUConfig, GSAU, adjacency_graph, GraphSequenceTask, graph_sequence_scorer),
 }
-"""Every model a config may name."""
+"""Every trained model a config may name (the filters are in FILTERS)."""
 
 
 @dataclass(frozen=True)
