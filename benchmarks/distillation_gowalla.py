@@ -52,6 +52,11 @@ RUNS = {
 }
 
 
+RESUMED = ("lightgcn32-rrd-1800s",)
+"""Runs continued beyond their budget, reported too: ``lightgcn32-rrd`` copied to this name and
+resumed with ``recforge train ... -o train.max_train_seconds=1800 --resume`` (same overrides)."""
+
+
 def export_signal() -> None:
     """The teacher's TeacherSignal, once the teacher has finished."""
     if (SIGNAL / "teacher.json").exists() or not (OUT / "teacher" / "metrics.json").exists():
@@ -65,7 +70,7 @@ def report(out: Path) -> str:
     reference = teacher["test"]["recall@20"] if teacher else None
     header = "| run | " + " | ".join(METRICS) + " | of teacher R@20 | best/ran epochs | train s |"
     lines = [header, "|" + "---|" * (len(METRICS) + 4)]
-    for name in RUNS:
+    for name in (*RUNS, *RESUMED):
         summary = load(out, name)
         if summary is None:
             continue
