@@ -20,7 +20,7 @@ Kinds (``IndexParams.kind``):
 items any of its users has seen, the seen ones are dropped (a vectorised binary search over the
 sorted seen keys) and the best ``k`` kept, so an ANN answer never holds a training item. The
 other route, one FAISS search per query with an ``IDSelectorNot(IDSelectorBatch(seen))``, is
-``exclusion="selector"``; ``recforge index --evaluate`` times both.
+``exclusion="selector"``; ``recforge index --evaluate --exclusion …`` times either.
 
 An index is a directory: ``index.faiss`` (FAISS's own binary format, not a pickle) and
 ``index.json`` (the run's fingerprint: the SHA-256 of its ``model.safetensors`` and its split
