@@ -106,6 +106,9 @@ def test_batch_history_similar_health_metadata_and_docs(client):
     assert "recall@5" in metadata["test"]
     assert client.get("/openapi.json").status_code == 200
     assert "<title>recforge</title>" in client.get("/").text
+    found = client.get("/items", params={"q": "I1", "limit": 50}).json()
+    assert {entry["item"] for entry in found} == {f"i{n}" for n in range(NUM_ITEMS) if str(n).startswith("1")}
+    assert [entry["score"] for entry in found] == sorted((entry["score"] for entry in found), reverse=True)
 
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "service_battery.py"

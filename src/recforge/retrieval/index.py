@@ -109,19 +109,16 @@ def _faiss() -> Any:
 
 def run_fingerprint(run_dir: Path, split_hash: str) -> str:
     """SHA-256 of the run's weights file and its split hash: what an index was built from."""
-    digest = hashlib.sha256()
-    with open(run_dir / WEIGHTS_FILE, "rb") as weights:
-        for chunk in iter(lambda: weights.read(1 << 20), b""):
-            digest.update(chunk)
-    digest.update(split_hash.encode())
-    return digest.hexdigest()
+    return _file_sha256(run_dir / WEIGHTS_FILE, then=split_hash.encode())
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(path: Path, *, then: bytes = b"") -> str:
+    """SHA-256 of the file's bytes followed by ``then``, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
+    digest.update(then)
     return digest.hexdigest()
 
 

@@ -36,6 +36,7 @@ from recforge.models.scoring import FilterScorer, evaluate_fold
 from recforge.recipes import filter_recipe_of
 from recforge.train.experiment import PreparedData, make_evaluator, prepare_data, require_folds
 from recforge.train.run_directory import RunDirectory
+from recforge.train.trainer import metrics_table
 
 
 @dataclass
@@ -67,13 +68,9 @@ class FilterFitResult:
         }
 
     def summary_table(self, ks: tuple[int, ...] = (10, 20)) -> Table:
-        table = Table(title=f"{self.run_dir.name}: {self.filter!r}, fitted once (no epochs)")
-        table.add_column("metric")
-        table.add_column("valid", justify="right")
-        table.add_column("test", justify="right")
-        for name in (f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in ks):
-            if name in self.test.metrics:
-                table.add_row(name, f"{self.valid.metrics[name]:.4f}", f"{self.test.metrics[name]:.4f}")
+        table = metrics_table(
+            f"{self.run_dir.name}: {self.filter!r}, fitted once (no epochs)", self.valid, self.test, ks
+        )
         table.add_section()
         table.add_row("fit time", f"{self.timings['fit_seconds']:.1f} s", "")
         table.add_row("evaluation time", f"{self.timings['eval_seconds']:.1f} s", "")

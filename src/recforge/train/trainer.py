@@ -93,16 +93,8 @@ class TrainResult:
 
     def summary_table(self, ks: tuple[int, ...] = (10, 20)) -> Table:
         """Metrics as rows (fits a narrow terminal), valid and test as columns, timings below."""
-        table = Table(
-            title=f"{self.run_dir.name}: best epoch {self.best_epoch} of {self.epochs_run} "
-            "(selected on valid)"
-        )
-        table.add_column("metric")
-        table.add_column("valid", justify="right")
-        table.add_column("test", justify="right")
-        for name in (f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in ks):
-            if name in self.test.metrics:
-                table.add_row(name, f"{self.valid.metrics[name]:.4f}", f"{self.test.metrics[name]:.4f}")
+        title = f"{self.run_dir.name}: best epoch {self.best_epoch} of {self.epochs_run} (selected on valid)"
+        table = metrics_table(title, self.valid, self.test, ks)
         table.add_section()
         table.add_row("training time", f"{self.timings['train_seconds']:.1f} s", "")
         table.add_row("seconds / epoch", f"{self.timings['seconds_per_epoch']:.2f}", "")
@@ -110,6 +102,18 @@ class TrainResult:
         table.add_row("parameters", f"{self.num_parameters:,}", "")
         table.caption = f"split: {self.data.split.protocol}; evaluation: {self.test.protocol}"
         return table
+
+
+def metrics_table(title: str, valid: EvaluationResult, test: EvaluationResult, ks: tuple[int, ...]) -> Table:
+    """Metrics as rows (fits a narrow terminal), valid and test as columns; callers add timings."""
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("valid", justify="right")
+    table.add_column("test", justify="right")
+    for name in (f"{m}@{k}" for m in ("recall", "ndcg", "hit", "mrr") for k in ks):
+        if name in test.metrics:
+            table.add_row(name, f"{valid.metrics[name]:.4f}", f"{test.metrics[name]:.4f}")
+    return table
 
 
 def seed_everything(seed: int) -> None:
