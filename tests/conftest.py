@@ -25,3 +25,24 @@ def shared_data() -> Path:
     if root is None:
         pytest.skip("../shared/data is not present (set RECFORGE_DATA to its path)")
     return root
+
+
+@pytest.fixture(scope="session")
+def write_events(tmp_path_factory):
+    """``write_events(users, items, per_user, *, seed, gap=1000) -> Path``: a ``user,item,timestamp``
+    CSV in which user ``u<n>`` has ``per_user`` distinct seeded random items ``i<m>``, stamped
+    ``gap * n + step``: the tiny data most end-to-end tests train on."""
+
+    def write(users: int, items: int, per_user: int, *, seed: int, gap: int = 1000) -> Path:
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        rows = ["user,item,timestamp"]
+        for user in range(users):
+            for step, item in enumerate(rng.choice(items, size=per_user, replace=False)):
+                rows.append(f"u{user},i{item},{gap * user + step}")
+        path = tmp_path_factory.mktemp("data") / "events.csv"
+        path.write_text("\n".join(rows) + "\n")
+        return path
+
+    return write

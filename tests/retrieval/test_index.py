@@ -32,15 +32,8 @@ NUM_USERS, NUM_ITEMS, PER_USER = 40, 300, 12
 
 
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(9)
-    rows = ["user,item,timestamp"]
-    for user in range(NUM_USERS):
-        for step, item in enumerate(rng.choice(NUM_ITEMS, size=PER_USER, replace=False)):
-            rows.append(f"u{user},i{item},{1000 * user + step}")
-    path = tmp_path_factory.mktemp("data") / "events.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+def data_file(write_events) -> Path:
+    return write_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=9)
 
 
 def run(data: Path, run_dir: Path, model: dict[str, object]):

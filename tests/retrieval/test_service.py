@@ -28,15 +28,8 @@ NUM_USERS, NUM_ITEMS, PER_USER = 30, 60, 10
 
 
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(5)
-    rows = ["user,item,timestamp"]
-    for user in range(NUM_USERS):
-        for step, item in enumerate(rng.choice(NUM_ITEMS, size=PER_USER, replace=False)):
-            rows.append(f"u{user},i{item},{1000 * user + step}")
-    path = tmp_path_factory.mktemp("data") / "events.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+def data_file(write_events) -> Path:
+    return write_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=5)
 
 
 def trained(data: Path, run_dir: Path, model: dict[str, object]) -> Path:

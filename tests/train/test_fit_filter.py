@@ -30,15 +30,8 @@ SETTINGS = {
 
 
 @pytest.fixture(scope="module")
-def interactions_file(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(4)
-    rows = ["user,item,timestamp"]
-    for user in range(NUM_USERS):
-        for step, item in enumerate(rng.choice(NUM_ITEMS, size=PER_USER, replace=False)):
-            rows.append(f"u{user},i{item},{1000 * user + step}")
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+def interactions_file(write_events) -> Path:
+    return write_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=4)
 
 
 def filter_config(name: str, data: Path, run_dir: Path, **extra: object):

@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from safetensors.torch import load_file
 
@@ -23,15 +22,8 @@ NUM_USERS, NUM_ITEMS, PER_USER = 20, 30, 8
 
 
 @pytest.fixture(scope="module")
-def data_file(tmp_path_factory) -> Path:
-    rng = np.random.default_rng(5)
-    rows = ["user,item,timestamp"]
-    for user in range(NUM_USERS):
-        for step, item in enumerate(rng.choice(NUM_ITEMS, size=PER_USER, replace=False)):
-            rows.append(f"u{user},i{item},{100 * user + step}")
-    path = tmp_path_factory.mktemp("data") / "events.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+def data_file(write_events) -> Path:
+    return write_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=5, gap=100)
 
 
 def config(data_file: Path, run_dir: Path, *overrides: str, **train_options: object):
