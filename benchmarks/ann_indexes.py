@@ -6,7 +6,8 @@ queries = the run's users, seen items excluded as ``recforge serve`` does) and a
 way, nothing excluded). For each configuration: build seconds, the index's serialised size, and,
 over ``--queries`` queries in batches of ``--batch-size``, recall@K of its top-K against exact
 top-K (FAISS ``IndexFlatIP``, the same inner products) and the queries per second of both.
-HNSW's ``efSearch`` and IVF's ``nprobe`` are swept on one built index each (set per search, as
+HNSW (walked over lifted items, and by inner product as ``hnsw-ip``) has its ``efSearch``
+and IVF its ``nprobe`` swept on one built index each (set per search, as
 ``ItemIndex.search`` does; recall moving with them shows they are applied).
 
     python benchmarks/ann_indexes.py --run benchmarks/runs/gowalla-lightgcn [--threads 2]
@@ -27,11 +28,14 @@ import scipy.sparse as sp
 from recforge.retrieval.index import IndexParams, ItemIndex, build_index, faiss_index, index_params
 from recforge.retrieval.recommender import load_recommender
 
-SWEEPS = {
-    "flat": [{}],
-    "ivf": [{"nprobe": n} for n in (4, 16, 64, 256)],
-    "hnsw": [{"ef_search": ef} for ef in (16, 64, 128, 256, 512)],
-    "ivfpq": [{"nprobe": n, "refine": r} for n, r in ((16, 0), (16, 4), (64, 4), (64, 10))],
+HNSW_EF: list[dict[str, object]] = [{"ef_search": ef} for ef in (16, 64, 128, 256, 512, 1024)]
+SWEEPS: dict[str, tuple[str, dict[str, object], list[dict[str, object]]]] = {
+    # label: (kind, build settings, query-time settings swept on the one built index)
+    "flat": ("flat", {}, [{}]),
+    "ivf": ("ivf", {}, [{"nprobe": n} for n in (4, 16, 64, 256)]),
+    "hnsw": ("hnsw", {}, HNSW_EF),
+    "hnsw-ip": ("hnsw", {"hnsw_space": "inner_product"}, HNSW_EF),
+    "ivfpq": ("ivfpq", {}, [{"nprobe": n, "refine": r} for n, r in ((16, 0), (16, 4), (64, 4), (64, 10))]),
 }
 
 
@@ -117,14 +121,15 @@ def main() -> None:
     exact = build("flat", {})
     print("| kind | parameters | build s | size MiB | recall@k | ANN q/s | exact q/s | speed-up |")
     print("|---|---|---|---|---|---|---|---|")
-    for kind in args.kinds:
-        built = build(kind, {})
-        for settings in SWEEPS[kind]:
+    for label in args.kinds:
+        kind, build_settings, sweep = SWEEPS[label]
+        built = build(kind, build_settings)
+        for settings in sweep:
             built.params = built.params.model_copy(update=settings)  # query-time settings only
             recall, ann_qps, exact_qps = measure(built, exact, queries, seen, args.k, args.batch_size)
             shown = ", ".join(f"{name}={value}" for name, value in settings.items()) or "exact"
             print(
-                f"| {kind} | {shown} | {built.meta['build_seconds']:.1f} | "
+                f"| {label} | {shown} | {built.meta['build_seconds']:.1f} | "
                 f"{index_bytes(built) / 2**20:.1f} | "
                 f"{recall:.4f} | {ann_qps:,.0f} | {exact_qps:,.0f} | {ann_qps / exact_qps:.1f}× |",
                 flush=True,

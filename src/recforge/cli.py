@@ -164,7 +164,8 @@ def index(
             "--param",
             "-p",
             help="An index parameter, e.g. -p nprobe=32 (ivf, ivfpq: nlist, nprobe; hnsw: hnsw_m, "
-            "ef_construction, ef_search; ivfpq: pq_m, pq_bits, refine). Repeatable.",
+            "ef_construction, ef_search, hnsw_space lifted|inner_product; ivfpq: pq_m, pq_bits, refine). "
+            "Repeatable.",
         ),
     ] = None,
     output: Annotated[

@@ -22,7 +22,9 @@ from recforge.retrieval.index import (
     ItemIndex,
     build_index,
     evaluate_index,
+    faiss_index,
     index_params,
+    lifted_items,
     load_index,
 )
 from recforge.retrieval.recommender import load_recommender
@@ -126,16 +128,47 @@ def test_hnsw_ef_search_is_really_applied():
     items = rng.normal(size=(4000, 16)).astype(np.float32)
     queries = rng.normal(size=(200, 16)).astype(np.float32)
     exact = np.argsort(-(queries @ items.T), axis=1)[:, :50]
-    graph = faiss.IndexHNSWFlat(16, 4, faiss.METRIC_INNER_PRODUCT)
-    graph.hnsw.efConstruction = 16
-    graph.add(items)
+    params = IndexParams(kind="hnsw", hnsw_m=4, ef_construction=16, hnsw_space="inner_product")
+    graph, _ = faiss_index(items, params)
     recalls = {}
     for ef in (1, 400):
-        index = ItemIndex(graph, IndexParams(kind="hnsw", hnsw_m=4, ef_search=ef), {})
+        index = ItemIndex(graph, params.model_copy(update={"ef_search": ef}), {})
         _, ids = index.search(queries, 50)
         recalls[ef] = np.mean([len(set(a) & set(e)) / 50 for a, e in zip(ids, exact, strict=True)])
     assert recalls[400] > recalls[1] + 0.1
     assert recalls[400] > 0.85
+
+
+def test_lifted_items_turn_inner_product_order_into_l2_order():
+    rng = np.random.default_rng(2)
+    scale = rng.uniform(0.1, 3.0, size=(300, 1)).astype(np.float32)
+    items = rng.normal(size=(300, 8)).astype(np.float32) * scale
+    queries = rng.normal(size=(20, 8)).astype(np.float32) * 2.5
+    lifted = lifted_items(items)
+    norms = np.linalg.norm(lifted, axis=1)
+    assert np.allclose(norms, norms.max(), rtol=1e-5)
+    assert np.array_equal(lifted[:, :8], items)
+    lifted_queries = np.hstack([queries, np.zeros((20, 1), np.float32)])
+    distances = ((lifted_queries[:, None, :] - lifted[None, :, :]) ** 2).sum(-1)
+    by_inner_product = np.argsort(-(queries @ items.T), axis=1)[:, :10]
+    assert np.array_equal(np.argsort(distances, axis=1)[:, :10], by_inner_product)
+
+
+@pytest.mark.parametrize("space", ["lifted", "inner_product"])
+def test_hnsw_scores_are_inner_products_in_either_space(space):
+    """Both graphs must answer with q·x, whatever distance they walk by, and find the exact top
+    items on a small table whose norms vary as trained embeddings do."""
+    rng = np.random.default_rng(3)
+    scale = rng.lognormal(0, 0.5, size=(2000, 1)).astype(np.float32)
+    items = rng.normal(size=(2000, 8)).astype(np.float32) * scale
+    queries = rng.normal(size=(50, 8)).astype(np.float32)
+    params = IndexParams(kind="hnsw", hnsw_space=space, ef_search=2000)
+    index = ItemIndex(faiss_index(items, params)[0], params, {})
+    scores, ids = index.search(queries, 10)
+    assert np.allclose(scores, np.einsum("bd,bkd->bk", queries, items[ids]), atol=1e-4)
+    exact = np.argsort(-(queries @ items.T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(e)) / 10 for a, e in zip(ids, exact, strict=True)])
+    assert recall > 0.99
 
 
 def test_save_and_load_round_trip_and_stale_or_torn_indexes_are_refused(recommender, data_file, tmp_path):

@@ -12,7 +12,14 @@ Kinds (``IndexParams.kind``):
 * ``flat``: exact search (``IndexFlatIP``), the reference the others are measured against;
 * ``ivf``: ``IndexIVFFlat``, ``nlist`` k-means cells, ``nprobe`` of them visited per query;
 * ``hnsw``: ``IndexHNSWFlat``, ``hnsw_m`` links per node, ``ef_construction`` at build and
-  ``ef_search`` at query time (FAISS uses max(ef_search, k), so ``ef_search`` below k does nothing);
+  ``ef_search`` at query time (FAISS uses max(ef_search, k), so ``ef_search`` below k does nothing).
+  ``hnsw_space`` says what the graph is navigated by. ``lifted`` (the default): L2 over items
+  lifted to one norm M (Bachrach et al., RecSys 2014), x̂ = [x, sqrt(M² − ‖x‖²)] and q̂ = [q, 0],
+  so ‖q̂ − x̂‖² = ‖q‖² + M² − 2 q·x and the nearest lifted item has the best inner product; scores
+  come back as q·x = (‖q‖² + M² − ‖q̂ − x̂‖²) / 2. ``inner_product``: the graph is built and walked
+  by q·x itself. Which is better depends on the table (``benchmarks/RESULTS.md``): on Gowalla
+  LightGCN recall@100 at ef_search 512 is 0.977 lifted against 0.847 by inner product, on
+  isotropic Gaussian vectors inner product wins;
 * ``ivfpq``: ``IndexIVFPQ`` with ``pq_m`` sub-quantisers of ``pq_bits`` bits, then, with
   ``refine`` > 0, the best ``refine · k`` candidates re-scored exactly (``IndexRefineFlat``).
 
@@ -52,12 +59,12 @@ from recforge.models.scoring import FilterScorer
 IndexKind = Literal["flat", "ivf", "hnsw", "ivfpq"]
 Exclusion = Literal["overfetch", "selector"]
 INDEX_FILE, META_FILE = "index.faiss", "index.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 adds hnsw_space; a format-1 HNSW graph is refused, not misread
 
 PARAMETERS_OF: dict[str, tuple[str, ...]] = {
     "flat": (),
     "ivf": ("nlist", "nprobe"),
-    "hnsw": ("hnsw_m", "ef_construction", "ef_search"),
+    "hnsw": ("hnsw_m", "ef_construction", "ef_search", "hnsw_space"),
     "ivfpq": ("nlist", "nprobe", "pq_m", "pq_bits", "refine"),
 }
 """Which parameters each kind reads; setting another kind's parameter is an error."""
@@ -74,6 +81,7 @@ class IndexParams(Strict):
     hnsw_m: Count = 32
     ef_construction: Count = 200
     ef_search: Count = 128
+    hnsw_space: Literal["lifted", "inner_product"] = "lifted"
     pq_m: Count | None = Field(default=None, description="PQ sub-quantisers (divides the dimension)")
     pq_bits: Annotated[int, Field(ge=1, le=16)] = 8
     refine: Annotated[int, Field(ge=0)] = 4
@@ -144,6 +152,31 @@ class ItemIndex:
     def num_items(self) -> int:
         return int(self.index.ntotal)
 
+    @property
+    def lifted(self) -> bool:
+        return self.params.kind == "hnsw" and self.params.hnsw_space == "lifted"
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the item table (a lifted graph holds one coordinate more)."""
+        return int(self.index.d) - self.lifted
+
+    def _lifted_norm_sq(self) -> float:
+        """M², the squared norm every lifted item has (the largest item norm, squared)."""
+        if self.num_items == 0:
+            return 0.0
+        first = self.index.reconstruct(0)
+        return float(np.dot(first, first))
+
+    def _faiss_search(self, queries: np.ndarray, count: int, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS's top ``count`` as (inner products, ids), through the lifting where there is one."""
+        if not self.lifted:
+            return self.index.search(queries, count, **options)
+        lifted = np.hstack([queries, np.zeros((len(queries), 1), np.float32)])
+        distances, ids = self.index.search(lifted, count, **options)
+        query_norm_sq = np.einsum("bd,bd->b", queries, queries)[:, None]
+        return ((query_norm_sq + self._lifted_norm_sq() - distances) / 2).astype(np.float32), ids
+
     def _set_query_parameters(self) -> None:
         faiss = _faiss()
         kind = self.params.kind
@@ -166,15 +199,15 @@ class ItemIndex:
         ``exclude`` (B, I) items: (scores, ids), float32 and int64 (B, k), best first; a slot
         with nothing left to fill holds id -1 and score -inf."""
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if queries.ndim != 2 or queries.shape[1] != self.index.d:
-            raise RecforgeError(f"queries must have shape (B, {self.index.d}), got {queries.shape}")
+        if queries.ndim != 2 or queries.shape[1] != self.dim:
+            raise RecforgeError(f"queries must have shape (B, {self.dim}), got {queries.shape}")
         if exclude is not None and exclude.shape != (len(queries), self.num_items):
             raise RecforgeError(
                 f"exclude must have shape ({len(queries)}, {self.num_items}), got {exclude.shape}"
             )
         self._set_query_parameters()
         if exclude is None or exclude.nnz == 0:
-            scores, ids = self.index.search(queries, min(k, self.num_items))
+            scores, ids = self._faiss_search(queries, min(k, self.num_items))
             return self._padded(scores, ids, k)
         if exclusion == "selector":
             return self._search_with_selectors(queries, k, exclude)
@@ -184,7 +217,7 @@ class ItemIndex:
         self, queries: np.ndarray, k: int, exclude: sp.csr_matrix
     ) -> tuple[np.ndarray, np.ndarray]:
         fetch = min(k + int(np.diff(exclude.indptr).max()), self.num_items)
-        scores, ids = self.index.search(queries, fetch)
+        scores, ids = self._faiss_search(queries, fetch)
         seen = SparseRows.from_csr(sp.csr_matrix(exclude)).contains(0, torch.from_numpy(ids)).numpy()
         dropped = seen | (ids < 0)
         scores = np.where(dropped, -np.inf, scores).astype(np.float32)
@@ -200,7 +233,7 @@ class ItemIndex:
         for row in range(len(queries)):
             seen = exclude.indices[exclude.indptr[row] : exclude.indptr[row + 1]].astype(np.int64)
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(seen))
-            scores, ids = self.index.search(
+            scores, ids = self._faiss_search(
                 queries[row : row + 1],
                 min(k, self.num_items),
                 params=self._search_parameters(faiss, selector),
@@ -282,10 +315,20 @@ def faiss_index(items: np.ndarray, params: IndexParams) -> tuple[Any, float]:
     faiss = _faiss()
     started = time.perf_counter()
     index = _empty_index(faiss, params, *items.shape)
+    if params.kind == "hnsw" and params.hnsw_space == "lifted":
+        items = lifted_items(items)
     if not index.is_trained:
         index.train(items)
     index.add(items)
     return index, time.perf_counter() - started
+
+
+def lifted_items(items: np.ndarray) -> np.ndarray:
+    """(I, d + 1) items [x, sqrt(M² − ‖x‖²)], M the largest norm: all of norm M, so their L2
+    order against a query [q, 0] is its inner-product order (module docstring)."""
+    norm_sq = np.einsum("id,id->i", items, items, dtype=np.float64)
+    lift = np.sqrt(np.maximum(norm_sq.max(initial=0.0) - norm_sq, 0.0))
+    return np.ascontiguousarray(np.hstack([items, lift[:, None]]), dtype=np.float32)
 
 
 def _derived(params: IndexParams, num_items: int, dim: int) -> dict[str, int]:
@@ -317,7 +360,10 @@ def _empty_index(faiss: Any, params: IndexParams, num_items: int, dim: int) -> A
     if params.kind == "flat":
         return faiss.IndexFlatIP(dim)
     if params.kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, params.hnsw_m, inner_product)
+        if params.hnsw_space == "lifted":
+            index = faiss.IndexHNSWFlat(dim + 1, params.hnsw_m)  # L2 over lifted items
+        else:
+            index = faiss.IndexHNSWFlat(dim, params.hnsw_m, inner_product)
         index.hnsw.efConstruction = params.ef_construction
         return index
     nlist = _nlist(params, num_items)
@@ -356,6 +402,11 @@ def load_index(directory: str | Path, recommender: Any) -> ItemIndex:
         )
     except (OSError, ValueError, KeyError, TypeError, ValidationError) as error:
         raise RecforgeError(f"{meta_path}: not a recforge index description ({error})") from error
+    if meta.get("format") != FORMAT_VERSION:
+        raise RecforgeError(
+            f"{meta_path}: index format {meta.get('format')}, this recforge reads {FORMAT_VERSION}; "
+            f"rebuild it with recforge index {recommender.run_dir}"
+        )
     if not index_path.is_file():
         raise RecforgeError(f"{index_path}: missing; rebuild the index with recforge index")
     if _file_sha256(index_path) != meta.get("index_sha256"):
@@ -367,13 +418,13 @@ def load_index(directory: str | Path, recommender: Any) -> ItemIndex:
             f"the weights and split of {recommender.run_dir}; rebuild it with recforge index "
             f"{recommender.run_dir}"
         )
-    index = faiss.read_index(str(index_path))
-    if index.ntotal != recommender.split.num_items or index.d != meta.get("dim"):
+    loaded = ItemIndex(faiss.read_index(str(index_path)), params, meta)
+    if loaded.num_items != recommender.split.num_items or loaded.dim != meta.get("dim"):
         raise RecforgeError(
-            f"{index_path}: holds {index.ntotal} items of dimension {index.d}, the run has "
+            f"{index_path}: holds {loaded.num_items} items of dimension {loaded.dim}, the run has "
             f"{recommender.split.num_items}"
         )
-    return ItemIndex(index, params, meta)
+    return loaded
 
 
 @dataclass(frozen=True)
