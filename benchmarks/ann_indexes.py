@@ -2,16 +2,20 @@
 
 Two catalogues: a finished run's item table (``--run RUN_DIR``, e.g. Gowalla LightGCN, 41k items,
 queries = the run's users, seen items excluded as ``recforge serve`` does) and a synthetic one
-(``--synthetic N``: N seeded Gaussian item vectors of ``--dim`` dimensions, queries drawn the same
-way, nothing excluded). For each configuration: build seconds, the index's serialised size, and,
-over ``--queries`` queries in batches of ``--batch-size``, recall@K of its top-K against exact
-top-K (FAISS ``IndexFlatIP``, the same inner products) and the queries per second of both.
-HNSW (walked over lifted items, and by inner product as ``hnsw-ip``) has its ``efSearch``
-and IVF its ``nprobe`` swept on one built index each (set per search, as
-``ItemIndex.search`` does; recall moving with them shows they are applied).
+(``--synthetic N``: N seeded vectors of ``--dim`` dimensions, queries drawn the same way, nothing
+excluded). ``--clusters 0`` draws them isotropic Gaussian, the adversarial case: no structure for
+a partition or a graph to use, every direction equally likely. ``--clusters C`` draws a mixture,
+as trained embeddings are (they gather by genre, place, community): C unit-variance Gaussian
+centres, each vector a centre plus Gaussian noise of standard deviation ``--spread``.
+For each configuration: build seconds, the index's serialised size, and, over ``--queries``
+queries in batches of ``--batch-size``, recall@K of its top-K against exact top-K (FAISS
+``IndexFlatIP``, the same inner products) and the queries per second of both. HNSW (walked over
+lifted items, and by inner product as ``hnsw-ip``) has its ``efSearch`` and IVF its ``nprobe``
+swept on one built index each (set per search, as ``ItemIndex.search`` does; recall moving with
+them shows they are applied).
 
-    python benchmarks/ann_indexes.py --run benchmarks/runs/gowalla-lightgcn [--threads 2]
-    python benchmarks/ann_indexes.py --synthetic 1000000 --dim 64 [--threads 2]
+    python benchmarks/ann_indexes.py --run benchmarks/runs/gowalla-distill/lightgcn32-rrd-1800s
+    python benchmarks/ann_indexes.py --synthetic 1000000 --dim 64 [--clusters 1024] [--kinds ...]
 """
 
 from __future__ import annotations
@@ -37,6 +41,18 @@ SWEEPS: dict[str, tuple[str, dict[str, object], list[dict[str, object]]]] = {
     "hnsw-ip": ("hnsw", {"hnsw_space": "inner_product"}, HNSW_EF),
     "ivfpq": ("ivfpq", {}, [{"nprobe": n, "refine": r} for n, r in ((16, 0), (16, 4), (64, 4), (64, 10))]),
 }
+
+
+def synthetic_vectors(
+    rng: np.random.Generator, count: int, dim: int, clusters: int, spread: float
+) -> np.ndarray:
+    """(count, dim) float32: isotropic Gaussian (``clusters`` 0) or a Gaussian mixture whose
+    centres come from a fixed seed, so items and queries share them."""
+    if not clusters:
+        return rng.standard_normal((count, dim), dtype=np.float32)
+    centres = np.random.default_rng(0).standard_normal((clusters, dim), dtype=np.float32)
+    members = rng.integers(clusters, size=count)
+    return centres[members] + spread * rng.standard_normal((count, dim), dtype=np.float32)
 
 
 def synthetic_index(items: np.ndarray, params: IndexParams) -> ItemIndex:
@@ -81,6 +97,8 @@ def main() -> None:
     source.add_argument("--run", type=Path)
     source.add_argument("--synthetic", type=int)
     parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--clusters", type=int, default=0, help="synthetic mixture components (0: none)")
+    parser.add_argument("--spread", type=float, default=0.5, help="noise around a synthetic centre")
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("-k", type=int, default=100)
@@ -105,10 +123,11 @@ def main() -> None:
         items = recommender.item_embeddings().float().numpy()
         label = f"{args.run.name}: {len(items):,} items × {items.shape[1]}"
     else:
-        items = rng.standard_normal((args.synthetic, args.dim), dtype=np.float32)
-        queries = rng.standard_normal((args.queries, args.dim), dtype=np.float32)
+        items = synthetic_vectors(rng, args.synthetic, args.dim, args.clusters, args.spread)
+        queries = synthetic_vectors(rng, args.queries, args.dim, args.clusters, args.spread)
         seen = None
-        label = f"synthetic: {len(items):,} items × {args.dim}"
+        shape = f"{args.clusters} clusters, spread {args.spread}" if args.clusters else "isotropic"
+        label = f"synthetic ({shape}): {len(items):,} items × {args.dim}"
     print(
         f"{label}; {len(queries):,} queries, k = {args.k}, {args.threads} threads, "
         f"load {os.getloadavg()[0]:.2f}"

@@ -268,11 +268,19 @@ def serve(
     max_k: Annotated[int, typer.Option(min=1, help="Largest k a request may ask for.")] = 1000,
     max_batch: Annotated[int, typer.Option(min=1, help="Most users in one POST /recommend.")] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="CPU threads torch and FAISS use per request (requests already run side by side).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve RUN_DIR over HTTP: /recommend/{user}, POST /recommend, POST /recommend/history,
     /similar/{item}, /health, /metadata, OpenAPI docs at /docs, and a page at /."""
     import os
 
+    import torch
     import uvicorn
 
     from recforge.retrieval.index import load_index
@@ -289,9 +297,14 @@ def serve(
     if host not in LOOPBACK and api_key is None:
         _fail(RecforgeError(f"--host {host}: binding beyond loopback needs --api-key-env NAME"))
     started = time.perf_counter()
+    torch.set_num_threads(threads)
     try:
         recommender = load_recommender(run_dir, device=device)
         index = load_index(index_dir, recommender) if index_dir is not None else None
+        if index is not None:
+            import faiss
+
+            faiss.omp_set_num_threads(threads)
         app_ = create_app(
             recommender,
             index=index,
