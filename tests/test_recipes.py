@@ -121,16 +121,9 @@ def test_every_shipped_config_validates(path):
 
 
 @pytest.fixture(scope="module")
-def interactions_file(tmp_path_factory) -> Path:
+def interactions_file(write_events) -> Path:
     """12 users × 8 time-stamped interactions over 20 items: every protocol and model can run."""
-    rng = np.random.default_rng(0)
-    rows = ["user,item,timestamp"]
-    for user in range(NUM_USERS):
-        for step, item in enumerate(rng.choice(NUM_ITEMS, size=PER_USER, replace=False)):
-            rows.append(f"u{user},i{item},{1000 * user + step}")
-    path = tmp_path_factory.mktemp("data") / "tiny.csv"
-    path.write_text("\n".join(rows) + "\n")
-    return path
+    return write_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=0)
 
 
 def tiny_config(name: str, data: Path, run_dir: Path, epochs: int):
