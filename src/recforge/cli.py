@@ -351,15 +351,27 @@ def teacher_export(
             help="users, or positions (every training prefix; sequential models). Default: by model."
         ),
     ] = None,
+    query_embeddings: Annotated[
+        bool | None,
+        typer.Option(
+            "--query-embeddings/--no-query-embeddings",
+            help="Write the query states too. Default: yes for users, no for positions (one row per "
+            "training prefix: large).",
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
-    """Write RUN_DIR's teacher outputs (top-K lists, scores, embeddings) as a TeacherSignal."""
+    """Write RUN_DIR's teacher outputs (top-K lists, scores, embeddings) as a TeacherSignal.
+
+    Position queries also get each listed item's cosine distance to the state (``confidence``)."""
     from recforge.distill.teacher import export_teacher
 
     if queries not in (None, "users", "positions"):
         _fail(RecforgeError(f"--queries: expected users or positions, got '{queries}'"))
     try:
-        signal = export_teacher(run_dir, k=k, queries=queries, device=device)  # type: ignore[arg-type]
+        signal = export_teacher(
+            run_dir, k=k, queries=queries, query_embeddings=query_embeddings, device=device  # type: ignore[arg-type]
+        )
         signal.save(output)
     except RecforgeError as error:
         _fail(error)

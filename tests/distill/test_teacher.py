@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from recforge.config import config_from_dict
-from recforge.distill.teacher import TeacherError, export_teacher, import_teacher, load_teacher, read_matrix
+from recforge.distill.teacher import (
+    TeacherError,
+    check_teacher,
+    export_teacher,
+    import_teacher,
+    load_teacher,
+    read_matrix,
+)
 from recforge.errors import DataFormatError
 from recforge.retrieval.recommender import load_recommender
 from recforge.train.trainer import train
@@ -99,6 +106,29 @@ def test_position_teacher_answers_every_training_prefix(runs):
     prefix = [recommender.item_ids[i] for i in sequence[indptr[user] : indptr[user] + steps]]
     expected = recommender.recommend_for_history(prefix, k=5, exclude_seen=False)
     assert [recommender.item_ids[i] for i in signal.top_items[row].tolist()] == [e.item for e in expected]
+    assert signal.query_embeddings is None  # one row per prefix: only on request
+
+
+def test_position_confidence_is_the_cosine_distance_to_each_listed_item(runs):
+    signal = export_teacher(runs["sasrec"], k=4, query_embeddings=True, device="cpu")
+    assert signal.confidence is not None
+    assert signal.query_embeddings is not None
+    assert signal.item_embeddings is not None
+    row, column = 5, 2
+    state, item = signal.query_embeddings[row], signal.item_embeddings[int(signal.top_items[row, column])]
+    expected = 1 - float(state @ item) / float(state.norm() * item.norm())
+    assert float(signal.confidence[row, column]) == pytest.approx(expected, abs=1e-5)
+    # listed best first by dot product; distances are a separate signal, all within [0, 2]
+    assert bool(((signal.confidence >= -1e-6) & (signal.confidence <= 2 + 1e-6)).all())
+
+
+def test_confidence_of_the_wrong_shape_is_refused(runs):
+    from dataclasses import replace
+
+    signal = export_teacher(runs["sasrec"], k=4, device="cpu")
+    with pytest.raises(TeacherError, match=r"confidence has shape \(\d+, 3\)"):
+        check_teacher(replace(signal, confidence=torch.zeros(signal.num_queries, 3)), where="t")
+    check_teacher(replace(signal, confidence=torch.zeros(signal.num_queries)), where="t")  # per query: fine
 
 
 def test_a_teacher_is_refused_when_it_does_not_fit(runs, tmp_path):

@@ -4,7 +4,9 @@ A :class:`TeacherSignal` is a directory of two files:
 
 * ``teacher.safetensors``: ``top_items`` (Q, K) int64 dense item ids, best first; ``top_scores``
   (Q, K) float32; optionally ``item_embeddings`` (I, d_t), ``query_embeddings`` (Q, d_q) of any
-  dimensions, and ``confidence`` (Q,).
+  dimensions, and ``confidence``: the teacher's *distance* per query (Q,) or per listed item (Q, K),
+  lower meaning surer, as DLLM2Rec's ``confidence_train.txt`` holds BIGRec's distance between its
+  generated text and each grounded item.
 * ``teacher.json``: what the queries are (``users``: query q is user q; ``positions``: query q is
   ``(users[q], steps[q])``, the state after the first ``steps[q]`` training items of that user), K,
   the dimensions, the raw user and item ids of the dense ids, the split it was made on (its content
@@ -28,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
@@ -244,6 +247,12 @@ def check_teacher(signal: TeacherSignal, *, where: str) -> None:
             raise TeacherError(
                 f"{where}: {name} has {rows_of.shape[0]} rows for {signal.num_queries} queries"
             )
+    confidence = signal.confidence
+    if confidence is not None and confidence.shape not in ((signal.num_queries,), tuple(items.shape)):
+        raise TeacherError(
+            f"{where}: confidence has shape {tuple(confidence.shape)}; expected one distance per query "
+            f"({signal.num_queries},) or per listed item {tuple(items.shape)}"
+        )
 
 
 def teacher_tables(context: Any, term: str) -> tuple[Tensor, Tensor]:
@@ -287,7 +296,12 @@ def top_unseen(
 
 
 def export_teacher(
-    run_dir: str | Path, *, k: int = 500, queries: QueryKind | None = None, device: str = "auto"
+    run_dir: str | Path,
+    *,
+    k: int = 500,
+    queries: QueryKind | None = None,
+    query_embeddings: bool | None = None,
+    device: str = "auto",
 ) -> TeacherSignal:
     """The TeacherSignal of a finished recforge run, computed from its run directory alone.
 
@@ -298,7 +312,10 @@ def export_teacher(
     filter's own scores, the embeddings its low-rank ideal part, none for EASE).
     ``queries="positions"`` (sequential models): the state after every prefix of each training
     sequence, its top ``k`` items (nothing excluded: the next item is what the list should hold),
-    and that state as the query embedding.
+    the cosine distance 1 - cos(state, item) of each listed item as its ``confidence`` (the
+    distance between a prediction and its grounded items, BIGRec's reliability signal), and, only
+    when ``query_embeddings`` is true, the states themselves (P x d: ML-1M has ~1M prefixes, 1.5 GB
+    at d = 384). ``query_embeddings`` defaults to true for users, false for positions.
     """
     from recforge.data.sequences import prefix_windows
     from recforge.models.scoring import FilterScorer
@@ -314,7 +331,7 @@ def export_teacher(
         "dataset": recommender.info.dataset,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    query_users = query_steps = None
+    query_users = query_steps = confidence = None
     query_table: Tensor | None = None
     items: Tensor | None = None
     if chosen == "users":  # scored from the training history only (the query before valid)
@@ -340,7 +357,9 @@ def export_teacher(
         ]
         query_table = torch.cat(states) if states else items.new_zeros(0, items.shape[1])
         top_items, top_scores = top_unseen(_dot_products(query_table, items), len(query_table), k)
+        confidence = cosine_distances(query_table, items, top_items.to(items.device)).cpu()
         query_users, query_steps = torch.as_tensor(users), torch.as_tensor(steps)
+    keep_queries = query_embeddings if query_embeddings is not None else chosen == "users"
     return TeacherSignal(
         queries=chosen,
         top_items=top_items,
@@ -352,8 +371,21 @@ def export_teacher(
         query_users=query_users,
         query_steps=query_steps,
         item_embeddings=None if items is None else items.cpu(),
-        query_embeddings=None if query_table is None else query_table.cpu(),
+        query_embeddings=None if query_table is None or not keep_queries else query_table.cpu(),
+        confidence=confidence,
     )
+
+
+def cosine_distances(queries: Tensor, items: Tensor, listed: Tensor, *, batch_size: int = 1024) -> Tensor:
+    """(Q, K) ``1 - cos(queries[q], items[listed[q, k]])``, in blocks of queries (a zero vector
+    has cosine 0 with everything, distance 1)."""
+    unit_items = F.normalize(items, dim=1)
+    blocks = [
+        1 - torch.einsum("qd,qkd->qk", F.normalize(queries[start : start + batch_size], dim=1),
+                         unit_items[listed[start : start + batch_size]])
+        for start in range(0, len(queries), batch_size)
+    ]
+    return torch.cat(blocks) if blocks else queries.new_zeros(listed.shape)
 
 
 def _dot_products(queries: Tensor, items: Tensor) -> Callable[[Tensor], Tensor]:
@@ -468,6 +500,7 @@ __all__ = [
     "TeacherError",
     "TeacherSignal",
     "check_teacher",
+    "cosine_distances",
     "export_teacher",
     "import_teacher",
     "load_teacher",
