@@ -115,6 +115,7 @@ def test_examples_by_hand():
     assert examples.users.tolist() == [0, 0, 1]
     assert examples.inputs.tolist() == [[1, 2], [3, 4], [0, 6]]
     assert examples.targets.tolist() == [[2, 3], [4, 5], [0, 7]]
+    assert examples.steps.tolist() == [[1, 2], [3, 4], [0, 1]]  # prefix length of each target
     assert examples.num_skipped_users == 2  # user 2 has one item, user 3 none
     assert repr(examples) == "SequenceExamples(windows=3, users=2, max_length=2, skipped_users=2)"
 
@@ -337,3 +338,19 @@ def test_amazon_beauty_sequence_path(shared_data):
     assert valid_queries.shape == test_queries.shape == (22_363, 50)
     assert (test_queries[:, -1] == to_sequence_ids(split.valid.items[np.argsort(split.valid.users)])).all()
     assert elapsed_s < 3.0
+
+
+def test_example_steps_locate_each_target_in_its_train_sequence():
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 12, size=9)
+    train = interactions({u: rng.integers(0, 20, size=n).tolist() for u, n in enumerate(lengths)})
+    examples = sequence_examples(train, num_users=9, max_length=4)
+    indptr, items = train.sequences(9)
+    window, column = np.nonzero(examples.targets)
+    users, steps = examples.users[window], examples.steps[window, column]
+    assert (steps >= 1).all()
+    assert (items[indptr[users] + steps] + 1 == examples.targets[window, column]).all()
+    assert (examples.steps[examples.targets == 0] == 0).all()
+    # every (user, step) appears once: one teacher row per target, as prefix_windows lists them
+    distinct = set(zip(users.tolist(), steps.tolist(), strict=True))
+    assert len(distinct) == len(users) == int(np.maximum(lengths - 1, 0).sum())

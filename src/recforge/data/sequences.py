@@ -132,6 +132,9 @@ class SequenceExamples:
         users: (W,) int64 owner of each window; a user's windows are adjacent, oldest first.
         inputs: (W, L) int64 left-padded sequence ids.
         targets: (W, L) int64 the sequence id following each input; ``PADDING`` where the input is.
+        steps: (W, L) int64 how many train items precede each target (its prefix length, the
+            ``step`` of :func:`prefix_windows`, so a per-prefix teacher row is found by
+            ``(user, step)``); 0 at padding.
         num_skipped_users: users of the id space with fewer than 2 train items (none included), who
             give no window.
     """
@@ -139,6 +142,7 @@ class SequenceExamples:
     users: np.ndarray
     inputs: np.ndarray
     targets: np.ndarray
+    steps: np.ndarray
     num_skipped_users: int
 
     @property
@@ -168,10 +172,13 @@ def sequence_examples(train: Interactions, num_users: int, max_length: int) -> S
     # Targets occupy flat positions [indptr[u] + 1, indptr[u + 1]); windows are counted from the end.
     target_end = indptr[users + 1] - from_last * max_length
     target_begin = indptr[users] + 1
+    # the prefix length of the item at each flat position: its offset within its user's sequence
+    offsets = np.arange(len(items), dtype=np.int64) - np.repeat(indptr[:-1], lengths)
     return SequenceExamples(
         users=users,
         inputs=_gather_left_padded(items, target_begin - 1, target_end - 1, max_length),
         targets=_gather_left_padded(items, target_begin, target_end, max_length),
+        steps=_gather_left_padded(offsets, target_begin, target_end, max_length, shift=0),
         num_skipped_users=int((lengths < 2).sum()),
     )
 
@@ -179,12 +186,14 @@ def sequence_examples(train: Interactions, num_users: int, max_length: int) -> S
 @dataclass(frozen=True)
 class SequenceBatch:
     """One batch: ``users`` (B,), ``inputs`` (B, L), ``targets`` (B, L) with ``PADDING`` at padded
-    positions, ``negatives`` (B, L, num_negatives) (``PADDING`` at padded positions); int64."""
+    positions, ``negatives`` (B, L, num_negatives) (``PADDING`` at padded positions), ``steps``
+    (B, L) each target's prefix length (0 at padding); int64."""
 
     users: torch.Tensor
     inputs: torch.Tensor
     targets: torch.Tensor
     negatives: torch.Tensor
+    steps: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.users)
@@ -192,7 +201,7 @@ class SequenceBatch:
     def to(self, device: torch.device | str) -> SequenceBatch:
         """The same batch on ``device``."""
         return SequenceBatch(
-            self.users.to(device), self.inputs.to(device), self.targets.to(device), self.negatives.to(device)
+            *(t.to(device) for t in (self.users, self.inputs, self.targets, self.negatives, self.steps))
         )
 
 
@@ -270,6 +279,7 @@ class SequenceBatches:
                 inputs=torch.from_numpy(self.examples.inputs[rows]),
                 targets=torch.from_numpy(targets),
                 negatives=torch.from_numpy(self._negatives(targets, rng)),
+                steps=torch.from_numpy(self.examples.steps[rows]),
             )
 
     def _negatives(self, targets: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -292,12 +302,15 @@ class SequenceBatches:
         )
 
 
-def _gather_left_padded(items: np.ndarray, begin: np.ndarray, end: np.ndarray, max_length: int) -> np.ndarray:
-    """(Q, max_length) sequence ids of ``items[max(begin, end - L):end]`` per query, left-padded."""
+def _gather_left_padded(
+    items: np.ndarray, begin: np.ndarray, end: np.ndarray, max_length: int, *, shift: int = 1
+) -> np.ndarray:
+    """(Q, max_length) ``items[max(begin, end - L):end] + shift`` per query (sequence ids by
+    default), left-padded with 0."""
     positions = end[:, None] + np.arange(-max_length, 0, dtype=np.int64)
     inside = positions >= begin[:, None]
     windows = np.zeros(positions.shape, dtype=np.int64)
-    windows[inside] = to_sequence_ids(items[positions[inside]])
+    windows[inside] = np.asarray(items, dtype=np.int64)[positions[inside]] + shift
     return windows
 
 

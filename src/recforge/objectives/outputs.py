@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor
@@ -51,6 +52,16 @@ FIELDS = (
 """The named tensor fields of :class:`BatchOutputs` (``ego`` stands for the three ``*_ego`` rows)."""
 
 ViewType = TypeVar("ViewType")
+
+
+@dataclass(frozen=True)
+class QueryPositions:
+    """The ``positions`` view of sequential tasks: which training prefix each query row is, as
+    ``users`` (N,) and ``steps`` (N,) (the prefix length), int64: what finds a per-prefix teacher
+    row (:class:`~recforge.distill.teacher.TeacherSignal` with ``queries="positions"``)."""
+
+    users: Tensor
+    steps: Tensor
 
 
 @dataclass
@@ -117,6 +128,8 @@ class TermContext:
             draws the same).
         teacher: the experiment's TeacherSignal (``objective.teacher``), checked against the split,
             or None.
+        train_lengths: (U,) int64 each user's train sequence length, repeats counted (sequential
+            tasks; the binary ``train`` matrix cannot say), or None.
     """
 
     num_users: int
@@ -127,3 +140,4 @@ class TermContext:
     train: sp.csr_matrix | None = None
     seed: int = 0
     teacher: TeacherSignal | None = None
+    train_lengths: np.ndarray | None = None

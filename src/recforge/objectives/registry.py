@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recforge.distill.importance import ImportanceRD
 from recforge.distill.latent import DE, PHR
 from recforge.distill.ranking import IRRRD, RRD
 from recforge.distill.topology import FTD, HTD
@@ -51,6 +52,7 @@ TERMS: dict[str, type[Term[Any]]] = {
     "phr": PHR,
     "ftd": FTD,
     "htd": HTD,
+    "importance_rd": ImportanceRD,
 }
 
 

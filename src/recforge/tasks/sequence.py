@@ -9,17 +9,21 @@ kept.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import cast
 
+import numpy as np
 from torch import Tensor
 
 from recforge.config_base import ModelSettings
 from recforge.data.sequences import SequenceBatch, SequenceBatches, sequence_examples
 from recforge.errors import ConfigError
-from recforge.objectives.outputs import BatchOutputs
+from recforge.objectives.outputs import BatchOutputs, QueryPositions
 from recforge.tasks.base import Batches, TaskSetup, check_needs, term_context
 
-SEQUENCE_OUTPUTS = frozenset({"queries", "positive_ids", "positives", "negative_ids", "negatives", "items"})
+SEQUENCE_OUTPUTS = frozenset(
+    {"queries", "positive_ids", "positives", "negative_ids", "negatives", "items", "positions"}
+)
 
 
 def max_length_of(model: ModelSettings) -> int:
@@ -51,7 +55,8 @@ class SequenceTask:
             seed=config.seed,
         )
         targets = examples.targets[examples.targets > 0] - 1  # sequence ids are shifted by one
-        self.context = term_context(setup, targets)
+        lengths = np.diff(split.train.sequences(split.num_users)[0])
+        self.context = replace(term_context(setup, targets), train_lengths=lengths)
         self.item_table = cast(Callable[[], Tensor], self.model.item_embeddings)
 
     def on_epoch(self, epoch: int) -> None:
@@ -61,7 +66,13 @@ class SequenceTask:
         inputs, targets, negatives = (
             t.to(self.device) for t in (batch.inputs, batch.targets, batch.negatives)
         )
-        return next_item_outputs(self.model(inputs), targets, negatives, self.item_table, self.needs)
+        outputs = next_item_outputs(self.model(inputs), targets, negatives, self.item_table, self.needs)
+        if "positions" in self.needs:  # which training prefix each query row is (per-prefix teachers)
+            is_target = targets > 0
+            users = batch.users.to(self.device).unsqueeze(1).expand_as(targets)
+            steps = batch.steps.to(self.device)[is_target]
+            outputs.views["positions"] = QueryPositions(users[is_target], steps)
+        return outputs
 
     def state_dict(self) -> dict[str, Tensor]:
         return {}  # batches depend on (seed, epoch) only; dropout draws from torch's saved RNG
