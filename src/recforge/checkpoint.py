@@ -101,6 +101,19 @@ def read_checkpoint_info(path: Path) -> CheckpointInfo:
     return CheckpointInfo.from_metadata(metadata, path)
 
 
+def tensor_shape(path: Path, name: str) -> tuple[int, ...]:
+    """The shape of tensor ``name`` in ``path``, read from the header (no data loaded)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            if name not in handle.keys():  # noqa: SIM118 (a safe_open handle has no __contains__)
+                raise CheckpointError(f"{path}: the checkpoint holds no '{name}'")
+            return tuple(handle.get_slice(name).get_shape())
+    except (OSError, SafetensorError) as error:
+        raise CheckpointError(f"{path}: cannot read checkpoint ({error})") from error
+
+
 def check_info(path: Path, found: CheckpointInfo, expected: CheckpointInfo) -> None:
     """The checkpoint at ``path`` must have been trained for this model, on this split."""
     for key in ("model", "num_users", "num_items", "split_hash"):

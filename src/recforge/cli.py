@@ -408,6 +408,79 @@ def teacher_import(
     console.print(f"{signal!r}\nwritten to {output}", highlight=False, soft_wrap=True)
 
 
+@teacher_app.command("positions")
+def teacher_positions(
+    run_dir: Annotated[
+        Path, typer.Argument(help="A finished run of a sequential model on the student's data.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The tab-separated file to write.")],
+    history: Annotated[
+        int | None, typer.Option(min=1, help="Items of each prefix to list. Default: the run's max_length.")
+    ] = None,
+) -> None:
+    """Write the training prefixes an external (BIGRec-style) teacher must answer, one row each.
+
+    Columns: row, user, step, next, history (raw ids). The teacher's output files must have one line
+    per row, in this order, for `recforge teacher import-bigrec`."""
+    from recforge.distill.bigrec import write_positions
+
+    try:
+        rows = write_positions(run_dir, output, history=history)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(f"{rows} training prefixes written to {output}", highlight=False, soft_wrap=True)
+
+
+@teacher_app.command("import-bigrec")
+def teacher_import_bigrec(
+    run_dir: Annotated[Path, typer.Argument(help="The run whose `teacher positions` rows the files answer.")],
+    ranking: Annotated[Path, typer.Option(help="myrank_train.txt: K raw item ids per row, best first.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the TeacherSignal to.")],
+    confidence: Annotated[
+        Path | None, typer.Option(help="confidence_train.txt: K distances per row (lower = surer).")
+    ] = None,
+    embeddings: Annotated[
+        Path | None, typer.Option(help="all_embeddings.pt (plain tensor) or .npy: one row per item.")
+    ] = None,
+    embedding_ids: Annotated[
+        Path | None, typer.Option(help="One raw item id per embedding row. Default: row r is item id r.")
+    ] = None,
+    producer: Annotated[str, typer.Option(help="A name for the teacher, kept in teacher.json.")] = "bigrec",
+) -> None:
+    """Build a position TeacherSignal from BIGRec / DLLM2Rec teacher files (nothing is unpickled)."""
+    from recforge.distill.bigrec import import_bigrec
+
+    try:
+        signal = import_bigrec(
+            run_dir,
+            ranking=ranking,
+            confidence=confidence,
+            embeddings=embeddings,
+            embedding_ids=embedding_ids,
+            producer=producer,
+        )
+        signal.save(output)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(f"{signal!r}\nwritten to {output}", highlight=False, soft_wrap=True)
+
+
+@teacher_app.command("fold")
+def teacher_fold(
+    run_dir: Annotated[Path, typer.Argument(help="A student run trained with model.teacher_offset.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write the plain student to.")],
+) -> None:
+    """Fold a student's teacher offset into its item table: a plain student run (no teacher files,
+    no projector) that scores identically."""
+    from recforge.distill.fold import fold_run
+
+    try:
+        fold_run(run_dir, output)
+    except RecforgeError as error:
+        _fail(error)
+    console.print(f"folded {run_dir} into {output}", highlight=False, soft_wrap=True)
+
+
 @teacher_app.command("info")
 def teacher_info(directory: Annotated[Path, typer.Argument(help="A TeacherSignal directory.")]) -> None:
     """Check a TeacherSignal and print what it holds."""

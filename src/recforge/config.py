@@ -246,6 +246,11 @@ class ExperimentConfig(_Strict):
         if self.is_filter:
             return self
         provided = RECIPES[self.model.name].task.provides(self.trained_model)
+        if getattr(self.trained_model, "teacher_offset", None) is not None and self.objective.teacher is None:
+            raise ValueError(
+                "model.teacher_offset: the offset projects a teacher's item embeddings; set "
+                "objective.teacher to a TeacherSignal directory that has them"
+            )
         for name in self.objective.terms:
             if TERMS[name].teacher_needs and self.objective.teacher is None:
                 raise ValueError(

@@ -34,6 +34,7 @@ from recforge.models.mf import MF, MFConfig
 from recforge.models.rgt import RGT, RGTConfig
 from recforge.models.sasrec import SASRec, SASRecConfig
 from recforge.models.scoring import EmbeddingScorer, GraphSequenceScorer, Scorer, SequenceScorer
+from recforge.models.text_sasrec import TextSASRec, TextSASRecConfig
 from recforge.tasks.graph_sequence import GraphSequenceTask
 from recforge.tasks.rationale import RationaleTask
 from recforge.tasks.sequence import SequenceTask
@@ -62,7 +63,7 @@ def embedding_scorer(model: nn.Module, settings: ModelSettings, graph: dict[str,
 
 
 def sequence_scorer(model: nn.Module, settings: ModelSettings, graph: dict[str, Tensor]) -> Scorer:
-    assert isinstance(settings, SASRecConfig | GRU4RecConfig)  # the recipe pairs them
+    assert isinstance(settings, SASRecConfig | GRU4RecConfig | TextSASRecConfig)  # the recipe pairs them
     return SequenceScorer(model, settings.max_length)
 
 
@@ -87,6 +88,8 @@ class Recipe:
         task: the training task; its ``provides(settings)`` is checked against the terms' needs.
         scorer: ``(model, settings, graph) -> Scorer``, how the trained encoder ranks.
         takes_users: whether the encoder has a user table (sequential encoders do not).
+        reads_titles: whether the encoder is given the items' title embeddings before training
+            (``set_item_text``; the text teacher).
     """
 
     config: type[ModelSettings]
@@ -95,6 +98,7 @@ class Recipe:
     task: TaskClass
     scorer: Callable[[nn.Module, ModelSettings, dict[str, Tensor]], Scorer]
     takes_users: bool = True
+    reads_titles: bool = False
 
     def build(self, settings: ModelSettings, num_users: int, num_items: int) -> nn.Module:
         """The encoder ``settings`` describe, over ``num_users`` × ``num_items``."""
@@ -111,6 +115,15 @@ RECIPES: dict[str, Recipe] = {
     "rgt": Recipe(RGTConfig, RGT, adjacency_graph, RationaleTask, embedding_scorer),
     "sasrec": Recipe(SASRecConfig, SASRec, no_graph, SequenceTask, sequence_scorer, takes_users=False),
     "gru4rec": Recipe(GRU4RecConfig, GRU4Rec, no_graph, SequenceTask, sequence_scorer, takes_users=False),
+    "text_sasrec": Recipe(
+        TextSASRecConfig,
+        TextSASRec,
+        no_graph,
+        SequenceTask,
+        sequence_scorer,
+        takes_users=False,
+        reads_titles=True,
+    ),
     "gsau": Recipe(GSAUConfig, GSAU, adjacency_graph, GraphSequenceTask, graph_sequence_scorer),
 }
 """Every trained model a config may name (the filters are in FILTERS)."""

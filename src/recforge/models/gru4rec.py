@@ -19,10 +19,10 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from recforge.config_base import ModelSettings
+from recforge.models.item_tables import OffsetStudentSettings
 
 
-class GRU4RecConfig(ModelSettings):
+class GRU4RecConfig(OffsetStudentSettings):
     """``max_length`` is the training window of the data path, not an encoder argument (a GRU
     reads sequences of any length)."""
 
@@ -34,7 +34,7 @@ class GRU4RecConfig(ModelSettings):
     max_length: Annotated[int, Field(gt=0)] = 50
 
     def encoder_arguments(self) -> dict[str, object]:
-        return self.model_dump(exclude={"name", "max_length"})
+        return self.model_dump(exclude={"name", "max_length", "teacher_offset"})
 
 
 class GRU4Rec(nn.Module):

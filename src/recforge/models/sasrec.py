@@ -25,13 +25,13 @@ from pydantic import Field
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from recforge.config_base import ModelSettings
+from recforge.models.item_tables import OffsetStudentSettings
 
 LAYER_NORM_EPS = 1e-12  # RecBole's SASRec value
 
 
 
-class SASRecConfig(ModelSettings):
+class SASRecConfig(OffsetStudentSettings):
     name: Literal["sasrec"]
     dim: Annotated[int, Field(gt=0)] = 64
     max_length: Annotated[int, Field(gt=0)] = 50

@@ -24,7 +24,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from recforge.checkpoint import WEIGHTS_FILE, CheckpointInfo, load_tensors, load_weights, read_checkpoint_info
+from recforge.checkpoint import (
+    WEIGHTS_FILE,
+    CheckpointInfo,
+    load_tensors,
+    load_weights,
+    read_checkpoint_info,
+    tensor_shape,
+)
 from recforge.config import ExperimentConfig, load_config
 from recforge.data.sequences import to_sequence_ids
 from recforge.data.split import Split
@@ -32,10 +39,13 @@ from recforge.device import resolve_device
 from recforge.errors import CheckpointError, RecforgeError, UnknownIdError
 from recforge.evaluation.evaluator import EvaluationResult, Evaluator
 from recforge.evaluation.ranking import SparseRows, mask_seen_, top_k
+from recforge.models.item_tables import attach_teacher_offset, fold_item_table
 from recforge.models.scoring import FilterScorer, Scorer, evaluate_fold
 from recforge.recipes import filter_recipe_of, graph_inputs, recipe_of
 
 RUN_FILES = ("config.yaml", WEIGHTS_FILE, "split.npz", "id_maps.json")
+OFFSET_KEY = "model.item_embedding.frozen"
+"""The teacher item rows a ``model.teacher_offset`` run saves with its weights."""
 
 
 @dataclass(frozen=True)
@@ -269,8 +279,15 @@ def _load_model(
     run_dir: Path, config: ExperimentConfig, split: Split, expected: CheckpointInfo, device: torch.device
 ) -> tuple[nn.Module, Scorer]:
     recipe = recipe_of(config.model.name)
-    model = recipe.build(config.trained_model, split.num_users, split.num_items).to(device)
+    settings = config.trained_model
+    model = recipe.build(settings, split.num_users, split.num_items).to(device)
+    offset = getattr(settings, "teacher_offset", None)
+    if offset is not None:  # sized from the saved teacher rows, then folded: served as a plain table
+        shape = tensor_shape(run_dir / WEIGHTS_FILE, OFFSET_KEY)
+        attach_teacher_offset(model, torch.zeros(shape, device=device), offset)
     load_weights({"model": model}, run_dir / WEIGHTS_FILE, expected)
+    if offset is not None:
+        fold_item_table(model)
     model.eval()
     graph = graph_inputs(recipe, model, split.csr("train"), device)
     return model, recipe.scorer(model, config.trained_model, graph)

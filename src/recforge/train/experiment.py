@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from recforge.config import ExperimentConfig, SplitConfig
+from recforge.config_base import ModelSettings
 from recforge.data.dataset import Dataset
 from recforge.data.filtering import deduplicate, k_core
 from recforge.data.registry import load_dataset
@@ -22,6 +23,7 @@ from recforge.data.split import Split
 from recforge.data.splitting import load_or_create_split
 from recforge.errors import ConfigError
 from recforge.evaluation.evaluator import Evaluator
+from recforge.models.item_tables import attach_teacher_offset
 from recforge.models.scoring import Scorer
 from recforge.objectives.objective import Objective, needs_of
 from recforge.recipes import graph_inputs, recipe_of
@@ -134,25 +136,57 @@ class Assembly:
     task: Task
     objective: Objective
     scorer: Scorer
+    notes: list[str]
 
 
 def assemble(
-    config: ExperimentConfig, split: Split, device: torch.device, *, item_ids: list[str] | None = None
+    config: ExperimentConfig,
+    split: Split,
+    device: torch.device,
+    *,
+    item_ids: list[str] | None = None,
+    item_titles: np.ndarray | None = None,
 ) -> Assembly:
     """Encoder, graph tensors, task, objective and scorer of ``config`` over ``split``.
 
     The order is part of reproducibility: the encoder draws its weights from torch's RNG first,
-    then the objective its own (RGT's distillation heads). A teacher (``objective.teacher``) is
-    loaded and checked against the split, the catalogue (``item_ids``) and what the terms read."""
+    then a teacher offset's projector (``model.teacher_offset``), then the objective its own (RGT's
+    distillation heads). A teacher (``objective.teacher``) is loaded and checked against the split,
+    the catalogue (``item_ids``) and what the terms and the offset read. A recipe that reads item
+    text (the text teacher) gets ``item_titles`` encoded (cached by content)."""
     recipe = recipe_of(config.model.name)
-    model = recipe.build(config.trained_model, split.num_users, split.num_items).to(device)
+    settings = config.trained_model
+    teacher = None if config.objective.teacher is None else _load_teacher(config, split, item_ids)
+    model = recipe.build(settings, split.num_users, split.num_items).to(device)
+    notes: list[str] = []
+    if recipe.reads_titles:
+        notes += _load_item_text(model, settings, item_ids, item_titles)
+    offset = getattr(settings, "teacher_offset", None)
+    if offset is not None:
+        assert teacher is not None  # the config check
+        assert teacher.item_embeddings is not None  # the needs check of load_teacher
+        attach_teacher_offset(model, teacher.item_embeddings, offset)
     graph = graph_inputs(recipe, model, split.csr("train"), device)
     task = recipe.task(TaskSetup(model, split, config, device, needs_of(config.objective.terms), graph))
-    context = task.context
-    if config.objective.teacher is not None:
-        context = replace(context, teacher=_load_teacher(config, split, item_ids))
+    context = task.context if teacher is None else replace(task.context, teacher=teacher)
     objective = Objective(config.objective.terms, context).to(device)
-    return Assembly(model, graph, task, objective, recipe.scorer(model, config.trained_model, graph))
+    return Assembly(model, graph, task, objective, recipe.scorer(model, settings, graph), notes)
+
+
+def _load_item_text(
+    model: nn.Module, settings: ModelSettings, item_ids: list[str] | None, titles: np.ndarray | None
+) -> list[str]:
+    from recforge.data.text import encode_item_texts
+
+    if titles is None or item_ids is None:
+        raise ConfigError(
+            f"model '{settings.name}' reads item titles, and this dataset has none (ml-1m, ml-100k and "
+            "dllm2rec-game have them; a table reader takes a title column)"
+        )
+    encoder = str(getattr(settings, "text_encoder", ""))
+    encoded = encode_item_texts([str(t) for t in titles], item_ids, encoder=encoder)
+    model.set_item_text(encoded.embeddings)  # type: ignore[operator]
+    return encoded.notes
 
 
 def _load_teacher(config: ExperimentConfig, split: Split, item_ids: list[str] | None) -> TeacherSignal:
@@ -160,10 +194,14 @@ def _load_teacher(config: ExperimentConfig, split: Split, item_ids: list[str] | 
     from recforge.objectives.registry import TERMS
 
     terms = config.objective.terms
-    needs = sorted(set().union(*(TERMS[name].teacher_needs for name in terms)) - {"top_items", "top_scores"})
+    needs = set().union(*(TERMS[name].teacher_needs for name in terms)) - {"top_items", "top_scores"}
+    if getattr(config.trained_model, "teacher_offset", None) is not None:
+        needs.add("item_embeddings")
     min_k = max([TERMS[name].teacher_k(params) for name, params in terms.items()] + [1])
     assert config.objective.teacher is not None
-    return load_teacher(config.objective.teacher, split=split, item_ids=item_ids, min_k=min_k, needs=needs)
+    return load_teacher(
+        config.objective.teacher, split=split, item_ids=item_ids, min_k=min_k, needs=sorted(needs)
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

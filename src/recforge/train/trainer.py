@@ -179,7 +179,16 @@ def _train_locked(
         console.print(f"data: {note}", highlight=False, soft_wrap=True)
     require_folds(config, data)
     device = resolve_device(config.train.device)
-    assembly = assemble(config, split, device, item_ids=[str(raw) for raw in data.dataset.item_ids])
+    assembly = assemble(
+        config,
+        split,
+        device,
+        item_ids=[str(raw) for raw in data.dataset.item_ids],
+        item_titles=data.dataset.item_titles,
+    )
+    for note in assembly.notes:
+        console.print(f"data: {note}", highlight=False, soft_wrap=True)
+    data.notes.extend(assembly.notes)
     model, task, objective, scorer = assembly.model, assembly.task, assembly.objective, assembly.scorer
     modules = {"model": model, "objective": objective}
     batches = task.batches
