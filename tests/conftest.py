@@ -18,6 +18,39 @@ def _shared_data_root() -> Path | None:
     return None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def text_cache(tmp_path_factory) -> Path:
+    """Title embeddings are cached under the session's temporary directory, never in ``~``."""
+    path = tmp_path_factory.mktemp("recforge-cache")
+    os.environ["RECFORGE_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def write_titled_events(write_events):
+    """``write_titled_events(users, items, per_user, *, seed) -> Path``: the events of
+    ``write_events`` as a RecBole atomic ``.inter`` file, with an ``.item`` file of titles beside it
+    (for the recipes that read item text)."""
+
+    words = ["galaxy", "romance", "detective", "dragon", "winter", "comedy", "war", "ocean", "robot", "music"]
+
+    def write(users: int, items: int, per_user: int, *, seed: int) -> Path:
+        events = write_events(users, items, per_user, seed=seed)
+        lines = events.read_text().splitlines()[1:]
+        inter = events.with_name("titled.inter")
+        inter.write_text(
+            "user_id:token\titem_id:token\ttimestamp:float\n"
+            + "".join(line.replace(",", "\t") + "\n" for line in lines)
+        )
+        inter.with_suffix(".item").write_text(
+            "item_id:token\ttitle:token_seq\n"
+            + "".join(f"i{m}\tThe {words[m % 10]} of {words[(m // 10) % 10]}\n" for m in range(items))
+        )
+        return inter
+
+    return write
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Root of the shared real datasets; tests that need them are skipped where it is absent."""

@@ -33,6 +33,7 @@ MODEL_SETTINGS: dict[str, dict[str, object]] = {
     "rgt": {"anchors": 4, "anchor_cutoff": 3, "anchor_resample_every": 2, "rationale_every": 3},
     "sasrec": {"max_length": 5, "num_layers": 1, "num_heads": 2, "inner_dim": 16},
     "gru4rec": {"max_length": 5, "hidden_dim": 8},
+    "text_sasrec": {"max_length": 5, "num_layers": 1, "num_heads": 2, "inner_dim": 16},
     "gsau": {"max_length": 5, "num_layers": 1, "num_heads": 2, "inner_dim": 16, "graph_layers": 1},
 }
 TERMS: dict[str, dict[str, dict[str, float]]] = {
@@ -49,6 +50,7 @@ TERMS: dict[str, dict[str, dict[str, float]]] = {
     },
     "sasrec": {"ce": {"weight": 1.0}, "bce": {"weight": 0.5}},
     "gru4rec": {"ce": {"weight": 1.0}, "dros": {"weight": 0.1}},
+    "text_sasrec": {"ce": {"weight": 1.0}},
     "gsau": {
         "graph_alignment": {"weight": 1.0},
         "ce": {"weight": 1.0},
@@ -60,7 +62,7 @@ NAMES = sorted(RECIPES)
 
 
 def test_every_model_has_a_recipe_and_its_test_settings():
-    assert set(RECIPES) == {"mf", "lightgcn", "gat", "rgt", "sasrec", "gru4rec", "gsau"}
+    assert set(RECIPES) == {"mf", "lightgcn", "gat", "rgt", "sasrec", "gru4rec", "gsau", "text_sasrec"}
     assert set(MODEL_SETTINGS) == set(TERMS) == set(RECIPES)
 
 
@@ -126,7 +128,15 @@ def interactions_file(write_events) -> Path:
     return write_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=0)
 
 
+@pytest.fixture(scope="module")
+def titled_file(write_titled_events) -> Path:
+    """The same events with item titles (RecBole atomic files), for the recipes that read text."""
+    return write_titled_events(NUM_USERS, NUM_ITEMS, PER_USER, seed=0)
+
+
 def tiny_config(name: str, data: Path, run_dir: Path, epochs: int):
+    reads_titles = recipe_of(name).reads_titles
+    options = {} if reads_titles else {"user": "user", "item": "item", "timestamp": "timestamp"}
     return config_from_dict(
         {
             "name": f"tiny-{name}",
@@ -134,7 +144,7 @@ def tiny_config(name: str, data: Path, run_dir: Path, epochs: int):
             "output_dir": str(run_dir),
             "data": {
                 "name": str(data),
-                "options": {"user": "user", "item": "item", "timestamp": "timestamp"},
+                "options": options,
                 "split": {"protocol": "leave_one_out"},
             },
             "model": {"name": name, "dim": DIM, **MODEL_SETTINGS[name]},
@@ -155,16 +165,17 @@ def tiny_config(name: str, data: Path, run_dir: Path, epochs: int):
 
 
 @pytest.fixture(scope="module")
-def runs(interactions_file, tmp_path_factory):
+def runs(interactions_file, titled_file, tmp_path_factory):
     """Per model: a 3-epoch run, the same run again, and a run cut after 2 epochs then resumed."""
     made = {}
     for name in NAMES:
+        data = titled_file if recipe_of(name).reads_titles else interactions_file
         root = tmp_path_factory.mktemp(name)
-        full = train(tiny_config(name, interactions_file, root / "full", 3), show_progress=False)
-        again = train(tiny_config(name, interactions_file, root / "again", 3), show_progress=False)
-        train(tiny_config(name, interactions_file, root / "cut", 2), show_progress=False)
+        full = train(tiny_config(name, data, root / "full", 3), show_progress=False)
+        again = train(tiny_config(name, data, root / "again", 3), show_progress=False)
+        train(tiny_config(name, data, root / "cut", 2), show_progress=False)
         resumed = train(
-            tiny_config(name, interactions_file, root / "cut", 3), resume=True, show_progress=False
+            tiny_config(name, data, root / "cut", 3), resume=True, show_progress=False
         )
         made[name] = {"full": full, "again": again, "resumed": resumed}
     return made

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pydantic
 import pytest
 import torch
 
 from recforge.objectives.graph_sequence_terms import GRAPH_PAIRS, GraphPairs
 from recforge.objectives.objective import Objective, needs_of
-from recforge.objectives.outputs import FIELDS, BatchOutputs
+from recforge.objectives.outputs import FIELDS, POSITIONS, BatchOutputs, QueryPositions
 from recforge.objectives.rationale_terms import (
     COMPLEMENT_VIEWS,
     MASKED_EDGES,
@@ -25,7 +26,7 @@ from recforge.objectives.sequence_terms import DROSParams
 from recforge.objectives.sequential import dros_item_weights
 from recforge.objectives.term import AlignmentParams, TermParams, UniformityParams
 
-VIEWS = {GRAPH_PAIRS, MASKED_EDGES, RATIONALE_VIEWS, COMPLEMENT_VIEWS, NODE_EGO}
+VIEWS = {GRAPH_PAIRS, MASKED_EDGES, RATIONALE_VIEWS, COMPLEMENT_VIEWS, NODE_EGO, POSITIONS}
 
 
 def tensor(rows) -> torch.Tensor:
@@ -248,6 +249,7 @@ def full_outputs(dim: int) -> BatchOutputs:
             RATIONALE_VIEWS: RationaleViews(final=rows(4), rationale=rows(4)),
             COMPLEMENT_VIEWS: NodeRows(rows=rows(4)),
             NODE_EGO: NodeRows(rows=rows(4)),
+            POSITIONS: QueryPositions(users=torch.tensor([0, 1, 2]), steps=torch.tensor([1, 1, 2])),
         },
     )
 
@@ -291,8 +293,17 @@ def test_every_term_computes_a_finite_scalar_from_its_needs_alone(name, make_con
             query_embeddings=torch.randn(4, 6),
         )
         context = dataclasses.replace(context, teacher=teacher, train=sp.csr_matrix((4, 5), dtype="float32"))
+        if name == "importance_rd":  # per-prefix lists: users with 2, 2, 3 and 1 training items
+            prefixes = dataclasses.replace(
+                teacher,
+                queries="positions",
+                query_users=torch.tensor([0, 1, 2, 2]),
+                query_steps=torch.tensor([1, 1, 1, 2]),
+                confidence=torch.rand(4, 2),
+            )
+            context = dataclasses.replace(context, teacher=prefixes, train_lengths=np.array([2, 2, 3, 1]))
         small = {"k": 2, "l": 1, "top": 2}
-        settings = {"rrd": small, "ir_rrd": small}.get(name, {})
+        settings = {"rrd": small, "ir_rrd": small, "importance_rd": {"k": 2}}.get(name, {})
     term = TERMS[name](TERMS[name].Params(weight=1.0, **settings), context)
     term.on_epoch(0)
     value = term(only(full_outputs(4), TERMS[name].needs))

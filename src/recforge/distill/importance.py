@@ -48,7 +48,7 @@ from torch import Tensor
 
 from recforge.distill.teacher import TeacherError, TeacherSignal
 from recforge.errors import ConfigError
-from recforge.objectives.outputs import BatchOutputs, QueryPositions, TermContext
+from recforge.objectives.outputs import POSITIONS, BatchOutputs, QueryPositions, TermContext
 from recforge.objectives.term import Term, TermParams
 
 
@@ -151,7 +151,7 @@ class PositionRows:
 class ImportanceRD(Term[ImportanceRDParams]):
     """DLLM2Rec's importance-aware ranking distillation over per-prefix teacher lists."""
 
-    needs = frozenset({"queries", "items", "negative_ids", "positions"})
+    needs = frozenset({"queries", "items", "negative_ids", POSITIONS})
     teacher_needs = frozenset({"top_items"})
     Params = ImportanceRDParams
     summary = "DLLM2Rec importance-aware ranking distillation (position, confidence, consistency)"
@@ -187,7 +187,7 @@ class ImportanceRD(Term[ImportanceRDParams]):
         queries, items, negative_ids = outputs["queries"], outputs["items"], outputs["negative_ids"]
         if negative_ids.shape[-1] == 0:
             raise ConfigError("objective.terms.importance_rd: needs train.num_negatives >= 1")
-        positions = outputs.view("positions", QueryPositions)
+        positions = outputs.view(POSITIONS, QueryPositions)
         rows = self.rows(positions.users, positions.steps)
         candidates = self.top_items[rows]  # (N, K)
         negatives = negative_ids.reshape(len(queries), -1)[:, 0]

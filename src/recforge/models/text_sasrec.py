@@ -78,11 +78,14 @@ class TextSASRec(nn.Module):
     ) -> None:
         super().__init__()
         self.num_items, self.text_dim = num_items, text_dim
-        self.encoder = SASRec(
-            num_items, dim, max_length, num_layers, num_heads, inner_dim, dropout, attention_dropout
-        )
-        self.encoder.item_embedding = ProjectedItemTable(torch.zeros(num_items, text_dim), dim)
-        self.output = nn.Linear(dim, text_dim)
+        # built on a forked RNG: only reset_parameters draws, so a seeded constructor and a seeded
+        # reset_parameters() give the same weights (the parts' own initialisations are discarded)
+        with torch.random.fork_rng(devices=[]):
+            self.encoder = SASRec(
+                num_items, dim, max_length, num_layers, num_heads, inner_dim, dropout, attention_dropout
+            )
+            self.encoder.item_embedding = ProjectedItemTable(torch.zeros(num_items, text_dim), dim)
+            self.output = nn.Linear(dim, text_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:

@@ -54,6 +54,10 @@ FIELDS = (
 ViewType = TypeVar("ViewType")
 
 
+POSITIONS = "positions"
+"""The view name of :class:`QueryPositions`."""
+
+
 @dataclass(frozen=True)
 class QueryPositions:
     """The ``positions`` view of sequential tasks: which training prefix each query row is, as

@@ -18,11 +18,11 @@ from torch import Tensor
 from recforge.config_base import ModelSettings
 from recforge.data.sequences import SequenceBatch, SequenceBatches, sequence_examples
 from recforge.errors import ConfigError
-from recforge.objectives.outputs import BatchOutputs, QueryPositions
+from recforge.objectives.outputs import POSITIONS, BatchOutputs, QueryPositions
 from recforge.tasks.base import Batches, TaskSetup, check_needs, term_context
 
 SEQUENCE_OUTPUTS = frozenset(
-    {"queries", "positive_ids", "positives", "negative_ids", "negatives", "items", "positions"}
+    {"queries", "positive_ids", "positives", "negative_ids", "negatives", "items", POSITIONS}
 )
 
 
@@ -67,11 +67,11 @@ class SequenceTask:
             t.to(self.device) for t in (batch.inputs, batch.targets, batch.negatives)
         )
         outputs = next_item_outputs(self.model(inputs), targets, negatives, self.item_table, self.needs)
-        if "positions" in self.needs:  # which training prefix each query row is (per-prefix teachers)
+        if POSITIONS in self.needs:  # which training prefix each query row is (per-prefix teachers)
             is_target = targets > 0
             users = batch.users.to(self.device).unsqueeze(1).expand_as(targets)
             steps = batch.steps.to(self.device)[is_target]
-            outputs.views["positions"] = QueryPositions(users[is_target], steps)
+            outputs.views[POSITIONS] = QueryPositions(users[is_target], steps)
         return outputs
 
     def state_dict(self) -> dict[str, Tensor]:
