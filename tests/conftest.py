@@ -18,14 +18,6 @@ def _shared_data_root() -> Path | None:
     return None
 
 
-@pytest.fixture(scope="session", autouse=True)
-def text_cache(tmp_path_factory) -> Path:
-    """Title embeddings are cached under the session's temporary directory, never in ``~``."""
-    path = tmp_path_factory.mktemp("recforge-cache")
-    os.environ["RECFORGE_CACHE"] = str(path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def write_titled_events(write_events):
     """``write_titled_events(users, items, per_user, *, seed) -> Path``: the events of

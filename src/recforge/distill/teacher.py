@@ -81,8 +81,12 @@ class TeacherSignal:
         return len(self.item_ids)
 
     def __repr__(self) -> str:
-        fields = [f"queries={self.queries}", f"num_queries={self.num_queries}", f"k={self.k}",
-                  f"items={self.num_items}"]
+        fields = [
+            f"queries={self.queries}",
+            f"num_queries={self.num_queries}",
+            f"k={self.k}",
+            f"items={self.num_items}",
+        ]
         fields += [
             f"{name}={int(tensor.shape[1])}"
             for name, tensor in (("item_dim", self.item_embeddings), ("query_dim", self.query_embeddings))
@@ -351,13 +355,18 @@ def export_teacher(
             )
         items = recommender.item_embeddings()
         users, steps, windows = prefix_windows(split.train, split.num_users, _max_length(recommender))
-        states = [
-            scorer.history_queries(torch.as_tensor(windows[start : start + 1024], device=items.device))
-            for start in range(0, len(windows), 1024)
+        keep = bool(query_embeddings)
+        parts = [
+            _prefix_block(scorer, windows[start : start + 4096], items, k, keep)
+            for start in range(0, len(windows), 4096)
         ]
-        query_table = torch.cat(states) if states else items.new_zeros(0, items.shape[1])
-        top_items, top_scores = top_unseen(_dot_products(query_table, items), len(query_table), k)
-        confidence = cosine_distances(query_table, items, top_items.to(items.device)).cpu()
+        k = min(k, len(items))
+        top_items = torch.cat([p[0] for p in parts]) if parts else torch.zeros(0, k, dtype=torch.long)
+        top_scores = torch.cat([p[1] for p in parts]) if parts else torch.zeros(0, k)
+        confidence = torch.cat([p[2] for p in parts]) if parts else torch.zeros(0, k)
+        if keep:
+            states = [p[3] for p in parts if p[3] is not None]
+            query_table = torch.cat(states) if states else items.new_zeros(0, items.shape[1])
         query_users, query_steps = torch.as_tensor(users), torch.as_tensor(steps)
     keep_queries = query_embeddings if query_embeddings is not None else chosen == "users"
     return TeacherSignal(
@@ -376,13 +385,29 @@ def export_teacher(
     )
 
 
+def _prefix_block(
+    scorer: Any, windows: np.ndarray, items: Tensor, k: int, keep_states: bool
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
+    """Top-k items, scores and cosine distances (and the states, if kept) of one block of prefix
+    windows: a block at a time, so ~1M prefixes never hold their (P, d) states at once."""
+    with torch.no_grad():
+        states = scorer.history_queries(torch.as_tensor(windows, device=items.device))
+        values, ranked = top_k(states @ items.T, min(k, len(items)))
+        distances = cosine_distances(states, items, ranked)
+    return ranked.cpu(), values.cpu(), distances.cpu(), states.cpu() if keep_states else None
+
+
 def cosine_distances(queries: Tensor, items: Tensor, listed: Tensor, *, batch_size: int = 1024) -> Tensor:
     """(Q, K) ``1 - cos(queries[q], items[listed[q, k]])``, in blocks of queries (a zero vector
     has cosine 0 with everything, distance 1)."""
     unit_items = F.normalize(items, dim=1)
     blocks = [
-        1 - torch.einsum("qd,qkd->qk", F.normalize(queries[start : start + batch_size], dim=1),
-                         unit_items[listed[start : start + batch_size]])
+        1
+        - torch.einsum(
+            "qd,qkd->qk",
+            F.normalize(queries[start : start + batch_size], dim=1),
+            unit_items[listed[start : start + batch_size]],
+        )
         for start in range(0, len(queries), batch_size)
     ]
     return torch.cat(blocks) if blocks else queries.new_zeros(listed.shape)

@@ -1,0 +1,144 @@
+"""DLLM2Rec on MovieLens-1M: an offline text teacher distilled into GRU4Rec, SASRec and SASRec + DROS.
+
+The teacher (``teacher``: ``configs/ml-1m/text-sasrec.yaml``, SASRec blocks over frozen
+all-MiniLM-L6-v2 title embeddings, grounded by cosine similarity) trains once; ``recforge teacher
+export --queries positions --k 20`` then writes its top-20 list for every training prefix, the
+cosine distance of each listed item to its prediction (the confidence signal) and the title
+embeddings (the embedding-distillation input). Each student trains alone and with both DLLM2Rec
+terms: ``importance_rd`` (λ 0.8, K 10, γ_p 0.3, γ_c 0.5, γ_o 0.1, the reference's settings) and
+``model.teacher_offset`` (w_e 0.2, linear projector). Protocol: leave-one-out by time, full ranking
+over all 3,706 items with each user's history masked, early stopping on valid NDCG@10, test scored
+once; the training budget is wall-clock (``--budget-s``), the same for every student run.
+
+    .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs teacher --budget-s 1200 --threads 2
+    .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs sasrec-alone-seed0,sasrec-dllm2rec-seed0 --threads 2
+    .venv/bin/python benchmarks/dllm2rec_ml1m.py --report
+
+Ablations (one student, ``sasrec``): ``-no-position`` / ``-no-confidence`` / ``-no-consistency``
+(that γ set to 0), ``-no-embedding`` (ranking term only), ``-topk5`` / ``-topk20``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+
+import scipy.stats
+
+from run_matrix import REPO, Run, load, main
+
+OUT = REPO / "benchmarks" / "runs" / "dllm2rec-ml1m"
+SIGNAL = OUT / "teacher-signal"
+CONFIGS = REPO / "configs" / "ml-1m"
+SEEDS = (0, 1, 2)
+METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
+
+STUDENTS = {
+    "gru4rec": (CONFIGS / "gru4rec.yaml", ()),
+    "sasrec": (CONFIGS / "sasrec.yaml", ()),
+    "sasrec-dros": (CONFIGS / "sasrec.yaml", ("objective.terms.dros.weight=1.0",)),
+}
+DLLM2REC = (
+    f"objective.teacher={SIGNAL}",
+    "objective.terms.importance_rd.weight=0.8",
+    "model.teacher_offset.weight=0.2",
+)
+ABLATIONS = {
+    "no-position": ("objective.terms.importance_rd.gamma_position=0",),
+    "no-confidence": ("objective.terms.importance_rd.gamma_confidence=0",),
+    "no-consistency": ("objective.terms.importance_rd.gamma_consistency=0",),
+    "topk5": ("objective.terms.importance_rd.k=5",),
+    "topk20": ("objective.terms.importance_rd.k=20",),
+}
+
+
+def student_runs() -> dict[str, Run]:
+    runs = {}
+    for student, (config, own) in STUDENTS.items():
+        for seed in SEEDS:
+            base = (*own, f"seed={seed}")
+            runs[f"{student}-alone-seed{seed}"] = Run(f"{student}-alone-seed{seed}", config, base)
+            runs[f"{student}-dllm2rec-seed{seed}"] = Run(
+                f"{student}-dllm2rec-seed{seed}", config, (*base, *DLLM2REC)
+            )
+    config = CONFIGS / "sasrec.yaml"
+    for name, changes in ABLATIONS.items():
+        runs[f"sasrec-{name}-seed0"] = Run(f"sasrec-{name}-seed0", config, ("seed=0", *DLLM2REC, *changes))
+    no_embedding = tuple(o for o in DLLM2REC if not o.startswith("model.teacher_offset"))
+    runs["sasrec-no-embedding-seed0"] = Run("sasrec-no-embedding-seed0", config, ("seed=0", *no_embedding))
+    return runs
+
+
+RUNS = {"teacher": Run("teacher", CONFIGS / "text-sasrec.yaml"), **student_runs()}
+
+
+def export_signal() -> None:
+    """The teacher's per-prefix top-20 lists, distances and title embeddings (once)."""
+    if (SIGNAL / "teacher.json").exists() or load(OUT, "teacher") is None:
+        return
+    command = [sys.executable, "-m", "recforge.cli", "teacher", "export", str(OUT / "teacher")]
+    command += ["--queries", "positions", "--k", "20", "-o", str(SIGNAL)]
+    subprocess.run(command, check=True, cwd=REPO)
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.4f}"
+    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+
+
+def report(out) -> str:  # type: ignore[no-untyped-def]
+    export_signal()
+    lines = ["| model | seeds | " + " | ".join(f"test {m}" for m in METRICS) + " | gain N@10 (p) | s/epoch |"]
+    lines.append("|" + "---|" * (len(METRICS) + 4))
+    teacher = load(out, "teacher")
+    if teacher is not None:
+        cells = " | ".join(f"{teacher['test'][m]:.4f}" for m in METRICS)
+        lines.append(f"| text teacher | 1 | {cells} | – | {teacher['seconds_per_epoch']:.1f} |")
+    gains = []
+    for student in STUDENTS:
+        alone = [s for seed in SEEDS if (s := load(out, f"{student}-alone-seed{seed}")) is not None]
+        for variant in ("alone", "dllm2rec"):
+            found = [s for seed in SEEDS if (s := load(out, f"{student}-{variant}-seed{seed}")) is not None]
+            if not found:
+                continue
+            cells = " | ".join(mean_std([s["test"][m] for s in found]) for m in METRICS)
+            gain = "–"
+            if variant == "dllm2rec" and alone:
+                base = statistics.mean(s["test"]["ndcg@10"] for s in alone)
+                ours = statistics.mean(s["test"]["ndcg@10"] for s in found)
+                relative = ours / base - 1
+                gains.append(relative)
+                p = "n/a"
+                if len(found) > 1 and len(alone) > 1:
+                    test = scipy.stats.ttest_ind(
+                        [s["test"]["ndcg@10"] for s in found],
+                        [s["test"]["ndcg@10"] for s in alone],
+                        equal_var=False,
+                    )
+                    p = f"{test.pvalue:.3f}"
+                gain = f"{relative:+.1%} (p {p})"
+            epoch = statistics.mean(s["seconds_per_epoch"] for s in found)
+            lines.append(f"| {student} {variant} | {len(found)} | {cells} | {gain} | {epoch:.1f} |")
+    if gains:
+        lines.append(f"\nAverage N@10 gain over students: {statistics.mean(gains):+.1%}")
+    ablations = [(name, load(out, name)) for name in RUNS if name.startswith("sasrec-no-") or "topk" in name]
+    done = [(name, summary) for name, summary in ablations if summary is not None]
+    if done:
+        lines += [
+            "",
+            "| ablation (sasrec, seed 0) | " + " | ".join(METRICS) + " |",
+            "|---" * (len(METRICS) + 1) + "|",
+        ]
+        for name, summary in done:
+            lines.append(f"| {name} | " + " | ".join(f"{summary['test'][m]:.4f}" for m in METRICS) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    import atexit
+
+    export_signal()  # a finished teacher's signal, before any student reads it
+    atexit.register(export_signal)  # and right after a teacher run of this invocation
+    main(RUNS, report, description=__doc__.splitlines()[0], out=OUT, budget_s=900)
