@@ -55,6 +55,13 @@ train: {{epochs: 2, batch_size: 16, num_threads: 1, early_stopping_metric: recal
 evaluation: {{ks: [5], metrics: [recall, ndcg]}}
 """
 TEMPLATE = CONFIG.format(root="{root}")  # braces single, the root still to fill in
+SEQUENTIAL = (
+    TEMPLATE.replace(
+        "model: {name: lightgcn, dim: 8, num_layers: 1}", "model: {name: sasrec, dim: 8, max_length: 4}"
+    )
+    .replace("protocol: random, ratios: [0.6, 0.2, 0.2]", "protocol: leave_one_out")
+    .replace("    bpr: {weight: 1.0}\n    l2: {weight: 1.0e-4}", "    ce: {weight: 1.0}")
+)
 
 
 FILTER_CONFIG = """\
@@ -88,6 +95,26 @@ def trained(root: Path) -> None:
     result = CliRunner().invoke(app, ["train", str(root / "config.yaml"), "--no-progress"])
     if result.exit_code != 0:
         raise RuntimeError(f"setup training failed: {result.output}")
+
+
+def export_user_teacher(root: Path) -> None:
+    """A per-user TeacherSignal of ROOT/run in ROOT/signal (a list per user, not per prefix)."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "teacher",
+            "export",
+            str(root / "run"),
+            "--queries",
+            "users",
+            "--k",
+            "5",
+            "-o",
+            str(root / "signal"),
+        ],
+    )
+    if result.exit_code != 0:
+        raise RuntimeError(f"setup export failed: {result.output}")
 
 
 def then(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
@@ -259,8 +286,58 @@ CASES = [
     Case(
         "similar items from an EASE run",
         lambda root: ["recommend", str(root / "run"), "--similar", "i3"],
-        setup=then(write("config.yaml", FILTER_CONFIG.replace("gfcf, alpha: 0.3, num_factors: 3", "ease")),
-                   trained),
+        setup=then(
+            write("config.yaml", FILTER_CONFIG.replace("gfcf, alpha: 0.3, num_factors: 3", "ease")), trained
+        ),
+    ),
+    # -- DLLM2Rec: per-prefix teachers, the teacher offset, the text teacher -------------------------
+    Case("sequential run trains", train(), "ok", setup=write("config.yaml", SEQUENTIAL)),
+    Case(
+        "importance_rd without a teacher",
+        train("-o", "objective.terms.importance_rd.weight=0.8"),
+        setup=write("config.yaml", SEQUENTIAL),
+    ),
+    Case(
+        "importance_rd on a graph model",
+        train("-o", "objective.terms.importance_rd.weight=0.8", "-o", "objective.teacher={root}"),
+    ),
+    Case(
+        "importance_rd with all three weights 0",
+        train(
+            "-o",
+            "objective.terms.importance_rd={weight: 1, gamma_position: 0, gamma_confidence: 0, "
+            "gamma_consistency: 0}",
+            "-o",
+            "objective.teacher={root}",
+        ),
+        setup=write("config.yaml", SEQUENTIAL),
+    ),
+    Case(
+        "teacher offset without a teacher",
+        train("-o", "model.teacher_offset.weight=0.2"),
+        setup=write("config.yaml", SEQUENTIAL),
+    ),
+    Case(
+        "text teacher on data without titles",
+        train("-o", "model={name: text_sasrec, dim: 8, max_length: 4}"),
+        setup=write("config.yaml", SEQUENTIAL),
+    ),
+    Case(
+        "importance_rd with a user teacher",
+        train(
+            "-o", "objective.terms.importance_rd={weight: 0.8, k: 5}", "-o", "objective.teacher={root}/signal"
+        ),
+        setup=then(write("config.yaml", SEQUENTIAL), trained, export_user_teacher),
+    ),
+    Case(
+        "fold a run without a teacher offset",
+        lambda root: ["teacher", "fold", str(root / "run"), "-o", str(root / "folded")],
+        setup=then(write("config.yaml", SEQUENTIAL), trained),
+    ),
+    Case(
+        "training positions of a graph run",
+        lambda root: ["teacher", "positions", str(root / "run"), "-o", str(root / "rows.tsv")],
+        setup=trained,
     ),
     Case("data info of a missing path", lambda root: ["data", "info", str(root / "nothing.csv")]),
     Case(
