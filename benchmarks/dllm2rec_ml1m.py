@@ -8,7 +8,8 @@ embeddings (the embedding-distillation input). Each student trains alone and wit
 terms: ``importance_rd`` (λ 0.8, K 10, γ_p 0.3, γ_c 0.5, γ_o 0.1, the reference's settings) and
 ``model.teacher_offset`` (w_e 0.2, linear projector). Protocol: leave-one-out by time, full ranking
 over all 3,706 items with each user's history masked, early stopping on valid NDCG@10, test scored
-once; the training budget is wall-clock (``--budget-s``), the same for every student run.
+once; every student trains at most 20 epochs (``EPOCHS``: the same cap for all, so the comparison
+does not depend on the machine's load) within a wall-clock backstop (``--budget-s``).
 
     .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs teacher --budget-s 1200 --threads 2
     .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs sasrec-alone-seed0,sasrec-dllm2rec-seed0 --threads 2
@@ -32,6 +33,7 @@ OUT = REPO / "benchmarks" / "runs" / "dllm2rec-ml1m"
 SIGNAL = OUT / "teacher-signal"
 CONFIGS = REPO / "configs" / "ml-1m"
 SEEDS = (0, 1, 2)
+EPOCHS = "train.epochs=20"  # a cap every student shares (the CPU's budget), early stopping as configured
 METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20")
 
 STUDENTS = {
@@ -57,16 +59,20 @@ def student_runs() -> dict[str, Run]:
     runs = {}
     for student, (config, own) in STUDENTS.items():
         for seed in SEEDS:
-            base = (*own, f"seed={seed}")
+            base = (*own, EPOCHS, f"seed={seed}")
             runs[f"{student}-alone-seed{seed}"] = Run(f"{student}-alone-seed{seed}", config, base)
             runs[f"{student}-dllm2rec-seed{seed}"] = Run(
                 f"{student}-dllm2rec-seed{seed}", config, (*base, *DLLM2REC)
             )
     config = CONFIGS / "sasrec.yaml"
     for name, changes in ABLATIONS.items():
-        runs[f"sasrec-{name}-seed0"] = Run(f"sasrec-{name}-seed0", config, ("seed=0", *DLLM2REC, *changes))
+        runs[f"sasrec-{name}-seed0"] = Run(
+            f"sasrec-{name}-seed0", config, (EPOCHS, "seed=0", *DLLM2REC, *changes)
+        )
     no_embedding = tuple(o for o in DLLM2REC if not o.startswith("model.teacher_offset"))
-    runs["sasrec-no-embedding-seed0"] = Run("sasrec-no-embedding-seed0", config, ("seed=0", *no_embedding))
+    runs["sasrec-no-embedding-seed0"] = Run(
+        "sasrec-no-embedding-seed0", config, (EPOCHS, "seed=0", *no_embedding)
+    )
     return runs
 
 

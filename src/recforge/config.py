@@ -35,7 +35,7 @@ class FilterConfig(_Strict):
 class SplitConfig(_Strict):
     """How train/valid/test are made. ``given`` uses the source's own split files."""
 
-    protocol: Literal["given", "random", "leave_one_out", "temporal"] = "random"
+    protocol: Literal["given", "random", "leave_one_out", "temporal", "links"] = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     valid_ratio: Annotated[float, Field(gt=0, lt=1)] | None = None
     seed: int | None = None

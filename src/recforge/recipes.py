@@ -14,6 +14,7 @@ class and the filter class. ``recforge train`` fits them once instead of running
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,12 @@ from recforge.models.gat import GAT, GATConfig
 from recforge.models.gru4rec import GRU4Rec, GRU4RecConfig
 from recforge.models.gsau import GSAU, GSAUConfig
 from recforge.models.lightgcn import LightGCN, LightGCNConfig
+from recforge.models.link_heuristics import (
+    CommonNeighbours,
+    CommonNeighboursConfig,
+    Popularity,
+    PopularityConfig,
+)
 from recforge.models.mf import MF, MFConfig
 from recforge.models.rgt import RGT, RGTConfig
 from recforge.models.sasrec import SASRec, SASRecConfig
@@ -132,8 +139,8 @@ RECIPES: dict[str, Recipe] = {
 @dataclass(frozen=True)
 class FilterRecipe:
     """How one training-free filter is built: its ``model:`` config class and the filter class,
-    called as ``filter(train_matrix, seed=, num_threads=, **settings.filter_arguments())`` (EASE
-    takes no seed)."""
+    called as ``filter(train_matrix, seed=, num_threads=, **settings.filter_arguments())`` (``seed``
+    only for the filters that draw: GF-CF's and BSPM's randomised SVDs)."""
 
     config: type[FilterSettings]
     filter: type[GraphFilter]
@@ -142,7 +149,7 @@ class FilterRecipe:
         self, settings: FilterSettings, train: sp.spmatrix | sp.sparray, *, seed: int, num_threads: int | None
     ) -> GraphFilter:
         arguments: dict[str, Any] = {**settings.filter_arguments(), "num_threads": num_threads}
-        if self.filter is not EASE:
+        if "seed" in inspect.signature(self.filter).parameters:  # the randomised SVDs take one
             arguments["seed"] = seed
         return self.filter(train, **arguments)
 
@@ -151,6 +158,8 @@ FILTERS: dict[str, FilterRecipe] = {
     "gfcf": FilterRecipe(GFCFConfig, GFCF),
     "bspm": FilterRecipe(BSPMConfig, BSPM),
     "ease": FilterRecipe(EASEConfig, EASE),
+    "popularity": FilterRecipe(PopularityConfig, Popularity),
+    "common_neighbours": FilterRecipe(CommonNeighboursConfig, CommonNeighbours),
 }
 """Every training-free filter a config may name."""
 

@@ -15,15 +15,17 @@ from recforge.errors import ConfigError, DataFormatError, RecforgeError, Unknown
 
 def test_registered_names():
     assert sorted(DATASETS) == ["amazon-beauty", "amazon-toys", "citeulike-derrd", "gformer-lastfm",
-                                "gformer-yelp", "gowalla", "ml-100k", "ml-1m"]
+                                "gformer-yelp", "gowalla", "lastfm-social", "ml-100k", "ml-1m",
+                                "twitch-de", "twitch-engb", "twitch-es", "twitch-fr", "twitch-ptbr",
+                                "twitch-ru"]
     assert all(spec.description for spec in DATASETS.values())
 
 
 def test_unknown_name_lists_the_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UnknownNameError, match=r"unknown dataset 'movielens'; choose one of: amazon-beauty, "
-                       r"amazon-toys, citeulike-derrd, gformer-lastfm, gformer-yelp, gowalla, ml-100k, "
-                       r"ml-1m"):
+                       r"amazon-toys, citeulike-derrd, gformer-lastfm, gformer-yelp, gowalla, "
+                       r"lastfm-social, ml-100k, ml-1m, twitch-de"):
         load_dataset("movielens", root=tmp_path)
 
 

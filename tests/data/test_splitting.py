@@ -277,12 +277,12 @@ def test_given_split_errors():
 
 def test_split_dataset_dispatches_by_name():
     dataset = row_id_dataset()
-    assert set(SPLITTERS) == {"given", "random", "leave_one_out", "temporal"}
+    assert set(SPLITTERS) == {"given", "random", "leave_one_out", "temporal", "links"}
     direct = random_split(dataset, ratios=[0.8, 0.1, 0.1], seed=1)
     by_name = split_dataset(dataset, "random", ratios=[0.8, 0.1, 0.1], seed=1)
     assert by_name.content_hash == direct.content_hash
     assert split_dataset(dataset, "leave_one_out").content_hash == leave_one_out_split(dataset).content_hash
-    choices = "given, leave_one_out, random, temporal"
+    choices = "given, leave_one_out, links, random, temporal"
     with pytest.raises(UnknownNameError, match=f"unknown split protocol 'kfold'; choose one of: {choices}"):
         split_dataset(dataset, "kfold")
     with pytest.raises(ConfigError, match="'leave_one_out' does not take seed; it takes: no parameters"):

@@ -79,6 +79,32 @@ def _amazon_toys(directory: Path) -> Dataset:
                           item_attributes=directory / "Toys_and_Games_item2attributes.json")
 
 
+def _friend_graph(name: str) -> Callable[..., Dataset]:
+    """A friend graph of :data:`recforge.data.social.SOCIAL_DATASETS` as a user-user Dataset
+    (imported on use: the social module reads the data root through this one)."""
+
+    def load(directory: Path, **options: Any) -> Dataset:
+        from recforge.data.social import SOCIAL_DATASETS, social_dataset
+
+        return social_dataset(SOCIAL_DATASETS[name].load(directory, **options))
+
+    return load
+
+
+_FRIEND_GRAPHS = {
+    "twitch-de": ("MUSAE Twitch DE friendships: 9,498 users, 153,138 friendships, games as features", ()),
+    "twitch-engb": ("MUSAE Twitch ENGB friendships: 7,126 users, 35,324 friendships, games as features", ()),
+    "twitch-es": ("MUSAE Twitch ES friendships: 4,648 users, 59,382 friendships, games as features", ()),
+    "twitch-fr": ("MUSAE Twitch FR friendships: 6,549 users, 112,666 friendships, games as features", ()),
+    "twitch-ptbr": ("MUSAE Twitch PTBR friendships: 1,912 users, 31,299 friendships, games as features", ()),
+    "twitch-ru": ("MUSAE Twitch RU friendships: 4,385 users, 37,304 friendships, games as features", ()),
+    "lastfm-social": (
+        "Last.fm friendships: 1,892 users, 12,717 friendships, log1p listening counts over 4,489 artists",
+        ("listens", "transform"),
+    ),
+}
+
+
 def _ml1m(directory: Path) -> Dataset:
     return read_ml1m_seq(directory, name="ml-1m")
 
@@ -113,6 +139,13 @@ DATASETS: dict[str, DatasetSpec] = {
         "CiteULike, DE-RRD leave-one-out split: 5,219 users, 25,181 items, train 115,142 / valid 5,219 / "
         "test 5,219, no timestamps (the authors evaluate against 499 sampled negatives)",
         "citeulike-derrd", _citeulike_derrd),
+    **{
+        name: DatasetSpec(
+            description, "lastfm-social" if name == "lastfm-social" else "musae-twitch",
+            _friend_graph(name), options,
+        )
+        for name, (description, options) in _FRIEND_GRAPHS.items()
+    },
 }
 
 

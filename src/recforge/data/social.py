@@ -51,7 +51,7 @@ import math
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import chain
 from pathlib import Path
@@ -60,6 +60,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from recforge.data.dataset import Dataset, Interactions
 from recforge.data.io import read_text, resolve_data_file
 from recforge.data.registry import resolve_data_root
 from recforge.errors import ConfigError, DataFormatError, RecforgeError, UnknownNameError
@@ -529,6 +530,49 @@ def load_social(name: str, root: str | Path | None = None, **options: Any) -> So
     if not directory.is_dir():
         raise RecforgeError(f"social dataset '{name}': {directory} does not exist (is the data root right?)")
     return spec.load(directory, **options)
+
+
+def social_dataset(graph: SocialGraph) -> Dataset:
+    """``graph`` as a recforge :class:`~recforge.data.dataset.Dataset` whose users and items are the
+    same nodes: every friendship is two interactions, (u, v) and (v, u), so the user-item machinery
+    (the ``links`` split, the evaluator, MF/LightGCN/filters on the friendship matrix, serving) reads
+    it unchanged. The node features are ``user_features["features"]`` (N, F) CSR."""
+    edges = graph.edges
+    users = np.concatenate([edges[:, 0], edges[:, 1]]).astype(np.int64)
+    items = np.concatenate([edges[:, 1], edges[:, 0]]).astype(np.int64)
+    ids = np.asarray(graph.node_ids).astype(str)
+    return Dataset(
+        name=graph.name,
+        interactions=Interactions(users=users, items=items),
+        user_ids=ids,
+        item_ids=ids.copy(),
+        user_features={"features": graph.features},  # sparse rows: indexable like the arrays
+        notes=list(graph.notes),
+    )
+
+
+def align_friend_ids(dataset: Dataset) -> Dataset:
+    """``dataset`` with its items renumbered to match its users, for a friend list read from a
+    plain file (where a reader numbers users and items apart). The two id sets must be one set of
+    people; a named friend graph (:func:`social_dataset`) is aligned already and returned as is."""
+    users, items = np.asarray(dataset.user_ids).astype(str), np.asarray(dataset.item_ids).astype(str)
+    if np.array_equal(users, items):
+        return dataset
+    order = np.argsort(users)
+    position = np.searchsorted(users[order], items).clip(max=len(users) - 1)
+    known = users[order][position] == items
+    if len(users) != len(items) or not known.all():
+        unknown = items[~known][:1].tolist() if not known.all() else []
+        example = f" (e.g. '{unknown[0]}' is an item and no user)" if unknown else ""
+        raise ConfigError(
+            f"split 'links': dataset '{dataset.name}' is not a user-user graph: its {len(users)} users and "
+            f"{len(items)} items are not one set of people{example}; list every friendship among users"
+        )
+    renumber = order[position]
+    inter = dataset.interactions
+    moved = Interactions(inter.users, renumber[inter.items], inter.timestamps, inter.ratings)
+    return replace(dataset, interactions=moved, item_ids=dataset.user_ids.copy(), item_titles=None,
+                   item_features={})
 
 
 # --- the link split ----------------------------------------------------------------------------------

@@ -46,6 +46,17 @@ class Split:
     """What the split was made from and how (the data's fingerprint, the protocol and its
     parameters; see :func:`recforge.data.splitting.split_provenance`): a saved split is reused only
     for the same provenance. Not part of :attr:`content_hash`, which identifies the folds."""
+    excludes_self: bool = False
+    """Users and items are one set (a friend graph: ``links`` splits), so user u is never
+    recommended item u: evaluation and inference treat it as seen. Part of :attr:`content_hash`."""
+
+    def seen_with_self(self, seen: sp.csr_matrix) -> sp.csr_matrix:
+        """``seen`` (a user x item matrix of known interactions) plus each user itself where
+        :attr:`excludes_self`; unchanged otherwise."""
+        if not self.excludes_self:
+            return seen
+        own = sp.eye(self.num_users, self.num_items, dtype=np.float32, format="csr")
+        return sp.csr_matrix(((seen + own) > 0).astype(np.float32))
 
     def fold(self, name: str) -> Interactions:
         if name not in FOLDS:
@@ -70,6 +81,8 @@ class Split:
             digest.update(name.encode())
             digest.update(np.ascontiguousarray(part.users, dtype=np.int64).tobytes())
             digest.update(np.ascontiguousarray(part.items, dtype=np.int64).tobytes())
+        if self.excludes_self:  # only then: the hashes of every other split stay as they were
+            digest.update(b"excludes_self")
         return digest.hexdigest()[:16]
 
     def summary(self) -> dict[str, object]:
@@ -99,6 +112,7 @@ class Split:
             "protocol": self.protocol,
             "content_hash": self.content_hash,
             "provenance": self.provenance,
+            "excludes_self": self.excludes_self,
         }
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
@@ -143,6 +157,7 @@ class Split:
             num_items=int(meta["num_items"]),
             protocol=str(meta["protocol"]),
             provenance=meta.get("provenance"),
+            excludes_self=bool(meta.get("excludes_self", False)),
             **folds,
         )
         if split.content_hash != meta["content_hash"]:

@@ -155,11 +155,48 @@ def temporal_split(dataset: Dataset, *, ratios: Sequence[float] = (0.8, 0.1, 0.1
     return _split_by_fold(dataset, fold, protocol)
 
 
+def links_split(dataset: Dataset, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int) -> Split:
+    """A friend graph's link split without leakage (:func:`recforge.data.social.assign_edge_folds`):
+    each undirected friendship {u, v} lies in one fold with both its directions, owned by a seeded
+    endpoint that holds out its share; every user with a friend keeps one in train. Users and items
+    are the same nodes (:func:`recforge.data.social.social_dataset`), so a user is never recommended
+    themself (:attr:`Split.excludes_self`). A pair listed in one direction only counts as a friendship."""
+    from recforge.data.social import assign_edge_folds
+
+    _, valid_share, test_share = _check_ratios("links", ratios)
+    inter = dataset.interactions
+    if dataset.num_users != dataset.num_items or not np.array_equal(dataset.user_ids, dataset.item_ids):
+        raise ConfigError(
+            f"split 'links': dataset '{dataset.name}' is not a user-user graph (its users and items "
+            "differ); use a friend graph (twitch-*, lastfm-social) or another protocol"
+        )
+    if seed is None:
+        raise ConfigError("split 'links' needs a seed")
+    low, high = np.minimum(inter.users, inter.items), np.maximum(inter.users, inter.items)
+    if (low == high).any():
+        raise ConfigError(
+            f"split 'links': dataset '{dataset.name}' has self-loops (u, u); readers drop them"
+        )
+    keys = low * dataset.num_users + high
+    distinct, edge_of_row = np.unique(keys, return_inverse=True)
+    edges = np.stack([distinct // dataset.num_users, distinct % dataset.num_users], axis=1)
+    fold, _, restored = assign_edge_folds(
+        edges, dataset.num_users, valid_share=valid_share, test_share=test_share, seed=seed
+    )
+    protocol = (
+        f"links {valid_share * 100:g}% valid / {test_share * 100:g}% test of each user's friendships, seed "
+        f"{seed}; every friendship in one fold, both directions; {restored} returned to train so every "
+        "user with a friend keeps one; a user is never their own candidate"
+    )
+    return replace(_split_by_fold(dataset, fold[edge_of_row], protocol), excludes_self=True)
+
+
 SPLITTERS: dict[str, Callable[..., Split]] = {
     "given": given_split,
     "random": random_split,
     "leave_one_out": leave_one_out_split,
     "temporal": temporal_split,
+    "links": links_split,
 }
 
 

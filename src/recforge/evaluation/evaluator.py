@@ -378,6 +378,7 @@ class Evaluator:
         seen = self.split.csr("train")
         if fold == "test":  # validation items were revealed before test time: ranking them is not new
             seen = (seen + self.split.csr("valid")).astype(bool).astype(np.float32)
+        seen = self.split.seen_with_self(sp.csr_matrix(seen))  # a friend graph: nobody befriends themself
         num_relevant = np.diff(relevant.indptr)
         users = np.flatnonzero(num_relevant > 0)
         training_items = np.diff(self.split.csr("train").indptr)[users]

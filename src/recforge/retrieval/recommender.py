@@ -120,8 +120,10 @@ class Recommender:
 
     @cached_property
     def seen(self) -> sp.csr_matrix:
-        """(U, I) binary: every interaction of the run's split, all folds."""
-        return (self.split.csr("train") + self.split.csr("valid") + self.split.csr("test")).tocsr()
+        """(U, I) binary: every interaction of the run's split, all folds (and each user itself on a
+        friend graph, :attr:`Split.excludes_self`)."""
+        known = (self.split.csr("train") + self.split.csr("valid") + self.split.csr("test")).tocsr()
+        return self.split.seen_with_self(known)
 
     # -- ids ---------------------------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ def split_parameters(split: SplitConfig, seed: int) -> dict[str, object]:
         return {"ratios": split.ratios, "seed": seed}
     if split.protocol == "temporal":
         return {"ratios": split.ratios}
+    if split.protocol == "links":
+        return {"ratios": split.ratios, "seed": seed}
     return {}
 
 
@@ -105,6 +107,10 @@ def prepare_data(config: ExperimentConfig, split_path: Path) -> PreparedData:
             min_item_interactions=data.filter.min_item_interactions,
         )
         notes.append(str(report))
+    if data.split.protocol == "links":  # users and items are one set of people: one numbering
+        from recforge.data.social import align_friend_ids
+
+        dataset = align_friend_ids(dataset)
     params = split_parameters(data.split, config.split_seed)
     split = load_or_create_split(dataset, data.split.protocol, split_path, **params)
     notes.extend(cold_start_notes(split))
