@@ -43,7 +43,7 @@ def test_text_teacher_to_distilled_student_on_ml100k(tmp_path):
     )
     teacher = train(config_from_dict(teacher_config), show_progress=False)
     assert math.isfinite(teacher.test.metrics["hit@10"])
-    assert any("item titles" in note for note in teacher.data.notes)  # encoded or read from the cache
+    assert any("item title" in note for note in teacher.data.notes)  # encoded or read from the cache
 
     signal = export_teacher(tmp_path / "teacher", k=10, device="cpu")
     signal.save(tmp_path / "signal")

@@ -112,7 +112,9 @@ SMALL = {
     "sasrec": {"max_length": 5, "num_heads": 1, "inner_dim": 8},
     "gru4rec": {"max_length": 5, "hidden_dim": 8},
     "gsau": {"max_length": 5, "num_heads": 1, "inner_dim": 8},
+    "text_sasrec": {"max_length": 5, "num_heads": 1, "inner_dim": 8},
 }
+SEQUENTIAL = ("sasrec", "gru4rec", "gsau", "text_sasrec")
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -123,22 +125,23 @@ def test_every_recipe_builds_and_scores_every_user_and_item(name):
             "name": "x",
             "data": {"name": "gowalla"},
             "model": {"name": name, "dim": 4, **SMALL[name]},
-            "objective": {"terms": {"ce" if name in ("sasrec", "gru4rec", "gsau") else "bpr": {"weight": 1}}},
+            "objective": {"terms": {"ce" if name in SEQUENTIAL else "bpr": {"weight": 1}}},
         }
     )
     recipe = RECIPES[name]
     model = recipe.build(config.model, split.num_users, split.num_items)
     graph = graph_inputs(recipe, model, split.csr("train"), torch.device("cpu"))
     scorer = recipe.scorer(model, config.model, graph)
+    width = 384 if name == "text_sasrec" else 4  # the text teacher scores in the titles' space
     for fold in ("valid", "test", None):
         queries, items = scorer.embeddings(split, fold)
-        assert queries.shape == (split.num_users, 4)
-        assert items.shape == (split.num_items, 4)
+        assert queries.shape == (split.num_users, width)
+        assert items.shape == (split.num_items, width)
         assert not queries.requires_grad
         assert not items.requires_grad
         assert torch.isfinite(queries).all()
         assert torch.isfinite(items).all()
-    assert scorer.reads_histories == (name in ("sasrec", "gru4rec", "gsau"))
+    assert scorer.reads_histories == (name in SEQUENTIAL)
 
 
 def test_resolve_device():

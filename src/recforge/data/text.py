@@ -76,7 +76,7 @@ def encode_item_texts(
     path = (cache or cache_directory()) / f"{digest}.safetensors"
     cached = _read_cache(path, len(texts), TEXT_ENCODERS[encoder])
     if cached is not None:
-        return EncodedTexts(cached, [*notes, f"item text embeddings read from the cache {path}"])
+        return EncodedTexts(cached, [*notes, f"item title embeddings read from the cache {path}"])
     embeddings = _encode(texts, encoder, sys.stderr.isatty() if progress is None else progress)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
