@@ -19,13 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
 from recforge.config_base import FilterSettings, ModelSettings
 from recforge.data.graph import bipartite_edge_index, normalized_adjacency
-from recforge.errors import UnknownNameError
+from recforge.errors import ConfigError, UnknownNameError
+from recforge.models.feature_gat import FeatureGATConfig, FriendGAT
 from recforge.models.filters import BSPM, EASE, GFCF, BSPMConfig, EASEConfig, GFCFConfig, GraphFilter
 from recforge.models.gat import GAT, GATConfig
 from recforge.models.gru4rec import GRU4Rec, GRU4RecConfig
@@ -42,6 +44,7 @@ from recforge.models.rgt import RGT, RGTConfig
 from recforge.models.sasrec import SASRec, SASRecConfig
 from recforge.models.scoring import EmbeddingScorer, GraphSequenceScorer, Scorer, SequenceScorer
 from recforge.models.text_sasrec import TextSASRec, TextSASRecConfig
+from recforge.tasks.friends import FriendTask
 from recforge.tasks.graph_sequence import GraphSequenceTask
 from recforge.tasks.rationale import RationaleTask
 from recforge.tasks.sequence import SequenceTask
@@ -65,6 +68,14 @@ def edge_graph(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -
     return {"edge_index": bipartite_edge_index(train, device=device)}
 
 
+def friend_edges(train: sp.csr_matrix, device: torch.device, dtype: torch.dtype) -> dict[str, Tensor]:
+    """The training friendships of a user-user graph as a PyG ``edge_index`` (both directions are
+    stored entries of the symmetric matrix already), node ids = user ids."""
+    coo = sp.coo_matrix(train)
+    edges = np.stack([coo.col, coo.row]).astype(np.int64)  # message from the friend to the user
+    return {"edge_index": torch.from_numpy(edges).to(device)}
+
+
 def embedding_scorer(model: nn.Module, settings: ModelSettings, graph: dict[str, Tensor]) -> Scorer:
     return EmbeddingScorer(model, graph)
 
@@ -79,7 +90,9 @@ def graph_sequence_scorer(model: nn.Module, settings: ModelSettings, graph: dict
     return GraphSequenceScorer(model, graph["normalized_adjacency"], settings.max_length, settings.score_with)
 
 
-TaskClass = type[TripletTask] | type[SequenceTask] | type[GraphSequenceTask] | type[RationaleTask]
+TaskClass = (
+    type[TripletTask] | type[SequenceTask] | type[GraphSequenceTask] | type[RationaleTask] | type[FriendTask]
+)
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,8 @@ class Recipe:
         takes_users: whether the encoder has a user table (sequential encoders do not).
         reads_titles: whether the encoder is given the items' title embeddings before training
             (``set_item_text``; the text teacher).
+        reads_node_features: whether the encoder is built with the dataset's node features
+            (``features=``, a CSR matrix: the friend-graph GAT); it keeps them with its weights.
     """
 
     config: type[ModelSettings]
@@ -106,10 +121,26 @@ class Recipe:
     scorer: Callable[[nn.Module, ModelSettings, dict[str, Tensor]], Scorer]
     takes_users: bool = True
     reads_titles: bool = False
+    reads_node_features: bool = False
 
-    def build(self, settings: ModelSettings, num_users: int, num_items: int) -> nn.Module:
-        """The encoder ``settings`` describe, over ``num_users`` × ``num_items``."""
+    def build(
+        self,
+        settings: ModelSettings,
+        num_users: int,
+        num_items: int,
+        *,
+        features: sp.csr_matrix | None = None,
+    ) -> nn.Module:
+        """The encoder ``settings`` describe, over ``num_users`` × ``num_items`` (with the node
+        ``features`` for a recipe that reads them)."""
         arguments: dict[str, Any] = settings.encoder_arguments()
+        if self.reads_node_features:
+            if features is None:
+                raise ConfigError(
+                    f"model '{settings.name}' reads node features, and the data has none "
+                    "(the friend graphs twitch-* and lastfm-social have them)"
+                )
+            arguments["features"] = features
         if self.takes_users:
             arguments["num_users"] = num_users
         return self.encoder(num_items=num_items, **arguments)
@@ -132,6 +163,9 @@ RECIPES: dict[str, Recipe] = {
         reads_titles=True,
     ),
     "gsau": Recipe(GSAUConfig, GSAU, adjacency_graph, GraphSequenceTask, graph_sequence_scorer),
+    "feature_gat": Recipe(
+        FeatureGATConfig, FriendGAT, friend_edges, FriendTask, embedding_scorer, reads_node_features=True
+    ),
 }
 """Every trained model a config may name (the filters are in FILTERS)."""
 

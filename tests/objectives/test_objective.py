@@ -22,11 +22,13 @@ from recforge.objectives.rationale_terms import (
     RationaleViews,
 )
 from recforge.objectives.registry import TERMS
+from recforge.objectives.self_supervised import CCA_VIEWS, MASKED_FEATURES, CCAViews, MaskedFeatures
 from recforge.objectives.sequence_terms import DROSParams
 from recforge.objectives.sequential import dros_item_weights
 from recforge.objectives.term import AlignmentParams, TermParams, UniformityParams
 
 VIEWS = {GRAPH_PAIRS, MASKED_EDGES, RATIONALE_VIEWS, COMPLEMENT_VIEWS, NODE_EGO, POSITIONS}
+VIEWS |= {CCA_VIEWS, MASKED_FEATURES}
 
 
 def tensor(rows) -> torch.Tensor:
@@ -250,6 +252,8 @@ def full_outputs(dim: int) -> BatchOutputs:
             COMPLEMENT_VIEWS: NodeRows(rows=rows(4)),
             NODE_EGO: NodeRows(rows=rows(4)),
             POSITIONS: QueryPositions(users=torch.tensor([0, 1, 2]), steps=torch.tensor([1, 1, 2])),
+            CCA_VIEWS: CCAViews(first=rows(4), second=rows(4)),
+            MASKED_FEATURES: MaskedFeatures(features=rows(2), reconstructed=rows(2)),
         },
     )
 

@@ -117,7 +117,8 @@ SMALL = {
 SEQUENTIAL = ("sasrec", "gru4rec", "gsau", "text_sasrec")
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
+# the friend-graph GAT needs node features of a square graph: tests/train/test_friend_training.py
+@pytest.mark.parametrize("name", sorted(set(RECIPES) - {"feature_gat"}))
 def test_every_recipe_builds_and_scores_every_user_and_item(name):
     split = tiny_split()
     config = config_from_dict(

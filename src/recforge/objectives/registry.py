@@ -25,6 +25,7 @@ from recforge.objectives.batch_terms import (
 )
 from recforge.objectives.graph_sequence_terms import GraphAlignment, GraphUniformity, SequenceUniformity
 from recforge.objectives.rationale_terms import Contrast, Distillation, Independence, Reconstruction
+from recforge.objectives.self_supervised import CCASSG, MaskedFeatureReconstruction
 from recforge.objectives.sequence_terms import DROS, CrossEntropy
 from recforge.objectives.term import Term
 
@@ -53,6 +54,8 @@ TERMS: dict[str, type[Term[Any]]] = {
     "ftd": FTD,
     "htd": HTD,
     "importance_rd": ImportanceRD,
+    "cca_ssg": CCASSG,
+    "masked_features": MaskedFeatureReconstruction,
 }
 
 

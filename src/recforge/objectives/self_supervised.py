@@ -26,9 +26,16 @@ with γ ≥ 1 (reference 2) shrinking the loss of the easy, already well-reconst
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor
+
+from recforge.objectives.outputs import BatchOutputs
+from recforge.objectives.term import Term, TermParams
 
 
 def standardise_columns(embeddings: Tensor, eps: float = 1e-12) -> Tensor:
@@ -63,4 +70,72 @@ def scaled_cosine_error(features: Tensor, reconstructed: Tensor, gamma: float = 
     return (1 - cosine).pow(gamma).mean()
 
 
-__all__ = ["cca_ssg_loss", "scaled_cosine_error", "standardise_columns"]
+CCA_VIEWS = "cca_views"
+"""The view name of :class:`CCAViews`."""
+MASKED_FEATURES = "masked_features"
+"""The view name of :class:`MaskedFeatures`."""
+
+
+@dataclass(frozen=True)
+class CCAViews:
+    """Two augmented encodings (N, D) of the batch's distinct seed nodes, row for row."""
+
+    first: Tensor
+    second: Tensor
+
+
+@dataclass(frozen=True)
+class MaskedFeatures:
+    """The masked nodes' true feature rows (M, F) and their reconstructions (M, F)."""
+
+    features: Tensor
+    reconstructed: Tensor
+
+
+class CCAParams(TermParams):
+    decorrelation: Annotated[
+        float, Field(ge=0, allow_inf_nan=False, description="λ of the decorrelation penalty")
+    ] = 1e-3
+
+
+class SCEParams(TermParams):
+    gamma: Annotated[float, Field(ge=1, allow_inf_nan=False, description="γ of (1 - cos)^γ")] = 2.0
+
+
+class CCASSG(Term[CCAParams]):
+    """CCA-SSG on two augmented views of the batch's nodes (:func:`cca_ssg_loss`)."""
+
+    needs = frozenset({CCA_VIEWS})
+    Params = CCAParams
+    summary = "CCA-SSG: agree across two augmented views, decorrelate each view's dimensions"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        views = outputs.view(CCA_VIEWS, CCAViews)
+        if len(views.first) < 2:  # one node cannot be standardised: no signal, same graph
+            return views.first.sum() * 0.0
+        return cca_ssg_loss(views.first, views.second, self.params.decorrelation)
+
+
+class MaskedFeatureReconstruction(Term[SCEParams]):
+    """GraphMAE: reconstruct masked nodes' features, scored by :func:`scaled_cosine_error`."""
+
+    needs = frozenset({MASKED_FEATURES})
+    Params = SCEParams
+    summary = "GraphMAE masked feature reconstruction, scaled cosine error (1 - cos)^γ"
+
+    def forward(self, outputs: BatchOutputs) -> Tensor:
+        masked = outputs.view(MASKED_FEATURES, MaskedFeatures)
+        return scaled_cosine_error(masked.features, masked.reconstructed, self.params.gamma)
+
+
+__all__ = [
+    "CCASSG",
+    "CCA_VIEWS",
+    "MASKED_FEATURES",
+    "CCAViews",
+    "MaskedFeatureReconstruction",
+    "MaskedFeatures",
+    "cca_ssg_loss",
+    "scaled_cosine_error",
+    "standardise_columns",
+]

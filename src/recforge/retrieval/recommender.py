@@ -282,7 +282,8 @@ def _load_model(
 ) -> tuple[nn.Module, Scorer]:
     recipe = recipe_of(config.model.name)
     settings = config.trained_model
-    model = recipe.build(settings, split.num_users, split.num_items).to(device)
+    features = _saved_features(run_dir / WEIGHTS_FILE, expected) if recipe.reads_node_features else None
+    model = recipe.build(settings, split.num_users, split.num_items, features=features).to(device)
     offset = getattr(settings, "teacher_offset", None)
     if offset is not None:  # sized from the saved teacher rows, then folded: served as a plain table
         shape = tensor_shape(run_dir / WEIGHTS_FILE, OFFSET_KEY)
@@ -293,6 +294,18 @@ def _load_model(
     model.eval()
     graph = graph_inputs(recipe, model, split.csr("train"), device)
     return model, recipe.scorer(model, config.trained_model, graph)
+
+
+def _saved_features(path: Path, expected: CheckpointInfo) -> sp.csr_matrix:
+    """The node features a friend-graph model saved with its weights (CSR buffers)."""
+    tensors = load_tensors(path, "model", expected)
+    try:
+        parts = ("indptr", "indices", "values")
+        indptr, indices, values = (tensors[f"feature_{part}"].numpy() for part in parts)
+    except KeyError as error:
+        raise CheckpointError(f"{path}: the model's node features are missing ({error})") from error
+    num_features = int(tensors["encoder.input.weight"].shape[1])
+    return sp.csr_matrix((values, indices, indptr), shape=(len(indptr) - 1, num_features))
 
 
 def _read_id_maps(path: Path, split: Split) -> tuple[list[str], list[str], list[str] | None]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
@@ -152,6 +153,7 @@ def assemble(
     *,
     item_ids: list[str] | None = None,
     item_titles: np.ndarray | None = None,
+    node_features: sp.csr_matrix | None = None,
 ) -> Assembly:
     """Encoder, graph tensors, task, objective and scorer of ``config`` over ``split``.
 
@@ -163,7 +165,7 @@ def assemble(
     recipe = recipe_of(config.model.name)
     settings = config.trained_model
     teacher = None if config.objective.teacher is None else _load_teacher(config, split, item_ids)
-    model = recipe.build(settings, split.num_users, split.num_items).to(device)
+    model = recipe.build(settings, split.num_users, split.num_items, features=node_features).to(device)
     notes: list[str] = []
     if recipe.reads_titles:
         notes += _load_item_text(model, settings, item_ids, item_titles)
