@@ -17,6 +17,7 @@ from recforge.objectives.batch_terms import (
     Alignment,
     BinaryCrossEntropy,
     InBatchSoftmax,
+    InBatchSoftmaxParams,
     SampledSoftmax,
     SharedSoftmax,
     Uniformity,
@@ -129,7 +130,8 @@ def test_in_batch_softmax_by_hand(make_context, temperature):
         positives=tensor([[1, 0], [0, 1]]),
         positive_ids=torch.tensor([3, 4]),
     )
-    term = InBatchSoftmax(TemperatureParams(weight=1.0, temperature=temperature), make_context())
+    params = InBatchSoftmaxParams(weight=1.0, temperature=temperature)
+    term = InBatchSoftmax(params, make_context(num_items=5))
     # logits I/τ: each row's positive 1/τ against the other row's 0
     assert term(outputs).item() == pytest.approx(math.log(1 + math.exp(-1 / temperature)), rel=1e-5)
 
@@ -141,8 +143,29 @@ def test_in_batch_softmax_masks_copies_of_a_rows_own_item(make_context):
         positives=tensor([[1, 0], [0, 1]]),
         positive_ids=torch.tensor([3, 3]),
     )
-    value = InBatchSoftmax(TemperatureParams(weight=1.0, temperature=1.0), make_context())(outputs)
+    term = InBatchSoftmax(InBatchSoftmaxParams(weight=1.0, temperature=1.0), make_context(num_items=5))
+    value = term(outputs)
     assert value.item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_log_q_correction_lowers_popular_candidates_by_hand(make_context):
+    # items 0 and 1 are positives 3 and 1 times: q = 3/4, 1/4; logits I (τ = 1) minus log q per column
+    outputs = BatchOutputs(
+        queries=tensor([[1, 0], [0, 1]]),
+        positives=tensor([[1, 0], [0, 1]]),
+        positive_ids=torch.tensor([0, 1]),
+    )
+    params = InBatchSoftmaxParams(weight=1.0, temperature=1.0, log_q_correction=True)
+    value = InBatchSoftmax(params, make_context(num_items=2, positive_counts=[3.0, 1.0]))(outputs)
+    lq0, lq1 = math.log(0.75), math.log(0.25)
+    row0 = -(1 - lq0) + math.log(math.exp(1 - lq0) + math.exp(0 - lq1))
+    row1 = -(1 - lq1) + math.log(math.exp(0 - lq0) + math.exp(1 - lq1))
+    assert value.item() == pytest.approx((row0 + row1) / 2, rel=1e-6)
+    plain = InBatchSoftmax(InBatchSoftmaxParams(weight=1.0, temperature=1.0), make_context(num_items=2))
+    assert plain(outputs).item() == pytest.approx(math.log(1 + math.exp(-1)), rel=1e-6)
+    # equal popularity shifts every logit alike: the correction changes nothing
+    even = InBatchSoftmax(params, make_context(num_items=2, positive_counts=[2.0, 2.0]))(outputs)
+    assert even.item() == pytest.approx(plain(outputs).item(), rel=1e-6)
 
 
 def test_in_batch_softmax_with_three_rows_masks_only_the_duplicate(make_context):
@@ -152,7 +175,8 @@ def test_in_batch_softmax_with_three_rows_masks_only_the_duplicate(make_context)
         positives=tensor([[1, 0], [0, 1], [1, 0]]),
         positive_ids=torch.tensor([3, 4, 3]),
     )
-    value = InBatchSoftmax(TemperatureParams(weight=1.0, temperature=1.0), make_context())(outputs)
+    term = InBatchSoftmax(InBatchSoftmaxParams(weight=1.0, temperature=1.0), make_context(num_items=5))
+    value = term(outputs)
     # row 0: {self 1, row 1: 0}; row 1: {self 1, rows 0 and 2: 0}; row 2: {self 1, row 1: 0}
     expected = (2 * math.log(1 + math.exp(-1)) + math.log(1 + 2 * math.exp(-1))) / 3
     assert value.item() == pytest.approx(expected, rel=1e-6)

@@ -7,11 +7,14 @@ the terms that need no sampled negatives, the sequence positions of sequential e
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
+from pydantic import Field
 from torch import Tensor
 
 from recforge.objectives.contrastive import alignment, first_occurrences, uniformity
-from recforge.objectives.outputs import BatchOutputs
+from recforge.objectives.outputs import BatchOutputs, TermContext
 from recforge.objectives.ranking import bpr, in_batch_softmax, sampled_softmax, shared_negatives_softmax
 from recforge.objectives.regularization import l2_ego
 from recforge.objectives.sequential import next_item_bce
@@ -64,20 +67,38 @@ class SharedSoftmax(Term[TemperatureParams]):
         )
 
 
-class InBatchSoftmax(Term[TemperatureParams]):
+class InBatchSoftmaxParams(TemperatureParams):
+    log_q_correction: Annotated[
+        bool, Field(description="subtract log q (an item's share of the training positives) from its logit")
+    ] = False
+
+
+class InBatchSoftmax(Term[InBatchSoftmaxParams]):
     """:func:`~recforge.objectives.ranking.in_batch_softmax`: the other rows' positives are the
-    negatives (copies of a row's own item excluded)."""
+    negatives (copies of a row's own item excluded); with ``log_q_correction`` each candidate's
+    logit is lowered by the log of its sampling probability, its share of the task's positives."""
 
     needs = frozenset({"queries", "positives", "positive_ids"})
-    Params = TemperatureParams
-    summary = "softmax against the other rows' positives"
+    Params = InBatchSoftmaxParams
+    summary = "softmax against the other rows' positives (optional log-Q correction)"
+
+    def __init__(self, params: InBatchSoftmaxParams, context: TermContext) -> None:
+        super().__init__(params, context)
+        counts = context.positive_counts.float()
+        self.log_q: Tensor
+        # an item never a positive is never a candidate either: its value is never read
+        self.register_buffer(
+            "log_q", torch.log(counts.clamp_min(1) / counts.sum().clamp_min(1)), persistent=False
+        )
 
     def forward(self, outputs: BatchOutputs) -> Tensor:
+        positive_ids = outputs["positive_ids"]
         return in_batch_softmax(
             outputs["queries"],
             outputs["positives"],
             temperature=self.params.temperature,
-            item_ids=outputs["positive_ids"],
+            item_ids=positive_ids,
+            log_q=self.log_q[positive_ids] if self.params.log_q_correction else None,
         )
 
 

@@ -100,7 +100,12 @@ def shared_negatives_softmax(
 
 
 def in_batch_softmax(
-    user: Tensor, positive: Tensor, *, temperature: float, item_ids: Tensor | None = None
+    user: Tensor,
+    positive: Tensor,
+    *,
+    temperature: float,
+    item_ids: Tensor | None = None,
+    log_q: Tensor | None = None,
 ) -> Tensor:
     r"""Softmax cross-entropy where the other rows' positives are the negatives.
 
@@ -115,11 +120,18 @@ def in_batch_softmax(
         user, positive: (B, d).
         temperature: :math:`\tau > 0`.
         item_ids: optional (B,) id of each row's positive item, to mask duplicates.
+        log_q: optional (B,) log-probability that each row's positive is drawn into a batch. The
+            in-batch candidates are a popularity-biased sample, so a popular item is a negative far
+            more often than uniform sampling would make it; subtracting :math:`\log q_c` from
+            column c's logit (Yi et al., "Sampling-Bias-Corrected Neural Modeling for Large Corpus
+            Item Recommendations", RecSys 2019) corrects the softmax toward the full catalogue's.
 
     Returns:
         Scalar.
     """
     logits = user @ positive.T / temperature  # (B, B), row b's positive on the diagonal
+    if log_q is not None:
+        logits = logits - log_q.unsqueeze(0)
     if item_ids is not None:
         same_item = item_ids.unsqueeze(0) == item_ids.unsqueeze(1)
         same_item.fill_diagonal_(False)
