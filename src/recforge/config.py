@@ -39,6 +39,17 @@ class SplitConfig(_Strict):
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     valid_ratio: Annotated[float, Field(gt=0, lt=1)] | None = None
     seed: int | None = None
+    new_users: Annotated[
+        float, Field(ge=0, lt=1, description="links: share of users made new (cold start)")
+    ] = 0.0
+    new_user_keep: Annotated[int, Field(ge=0, description="links: training friendships a new user keeps")] = 1
+
+    @model_validator(mode="after")
+    def _new_users_need_links(self) -> SplitConfig:
+        if self.protocol != "links" and (self.new_users != 0.0 or self.new_user_keep != 1):
+            raise ValueError("new_users and new_user_keep make cold-start users of a friend graph: "
+                             "they need protocol: links")
+        return self
 
     @field_validator("ratios")
     @classmethod

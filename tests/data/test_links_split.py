@@ -119,3 +119,35 @@ def test_a_friend_list_read_apart_is_renumbered_and_a_user_item_list_refused(wri
     aligned = align_friend_ids(apart)
     assert np.array_equal(aligned.item_ids, aligned.user_ids)
     assert np.array_equal(aligned.interactions.items, graph.interactions.items)
+
+
+def test_new_users_keep_one_friend_and_move_the_rest_to_test():
+    dataset = social_dataset(friend_graph(nodes=60, edges=400, seed=8))
+    plain = links_split(dataset, ratios=(0.8, 0.1, 0.1), seed=2)
+    cold = links_split(dataset, ratios=(0.8, 0.1, 0.1), seed=2, new_users=0.2, new_user_keep=1)
+    train_degree = np.diff(cold.csr("train").indptr)
+    plain_degree = np.diff(plain.csr("train").indptr)
+    made_new = (train_degree <= 1) & (plain_degree >= 2)
+    assert made_new.sum() >= 0.15 * (plain_degree >= 2).sum()  # about 20% of the eligible users
+    valid_rows = np.diff(cold.csr("valid").indptr)
+    assert (valid_rows[made_new] == 0).all()  # a new user is queried in test only
+    assert len(cold.fold("test")) > len(plain.fold("test"))
+    assert cold.excludes_self
+    for pairs in (pairs_of(cold, fold) for fold in ("train", "valid", "test")):
+        assert pairs == {(v, u) for u, v in pairs}
+    with pytest.raises(ConfigError, match=r"new_users must lie in \[0, 1\)"):
+        links_split(dataset, seed=2, new_users=1.0)
+
+
+def test_new_users_need_the_links_protocol():
+    from recforge.errors import RecforgeError
+
+    with pytest.raises(RecforgeError, match="need protocol: links"):
+        config_from_dict(
+            {
+                "name": "x",
+                "data": {"name": "ml-100k", "split": {"protocol": "random", "new_users": 0.1}},
+                "model": {"name": "mf"},
+                "objective": {"terms": {"bpr": {"weight": 1.0}}},
+            }
+        )

@@ -155,13 +155,25 @@ def temporal_split(dataset: Dataset, *, ratios: Sequence[float] = (0.8, 0.1, 0.1
     return _split_by_fold(dataset, fold, protocol)
 
 
-def links_split(dataset: Dataset, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), seed: int) -> Split:
+def links_split(
+    dataset: Dataset,
+    *,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int,
+    new_users: float = 0.0,
+    new_user_keep: int = 1,
+) -> Split:
     """A friend graph's link split without leakage (:func:`recforge.data.social.assign_edge_folds`):
     each undirected friendship {u, v} lies in one fold with both its directions, owned by a seeded
     endpoint that holds out its share; every user with a friend keeps one in train. Users and items
     are the same nodes (:func:`recforge.data.social.social_dataset`), so a user is never recommended
-    themself (:attr:`Split.excludes_self`). A pair listed in one direction only counts as a friendship."""
-    from recforge.data.social import assign_edge_folds
+    themself (:attr:`Split.excludes_self`). A pair listed in one direction only counts as a friendship.
+
+    ``new_users`` > 0 then makes that seeded share of the users with at least two training
+    friendships *new* (:func:`recforge.data.social.new_user_split`): each keeps ``new_user_keep``
+    training friendships (0: features only) and its others move to test, so the cold-start slice
+    ``<= new_user_keep`` training friends (``evaluation.activity_slices``) holds them."""
+    from recforge.data.social import LinkSplit, assign_edge_folds, new_user_split
 
     _, valid_share, test_share = _check_ratios("links", ratios)
     inter = dataset.interactions
@@ -188,6 +200,20 @@ def links_split(dataset: Dataset, *, ratios: Sequence[float] = (0.8, 0.1, 0.1), 
         f"{seed}; every friendship in one fold, both directions; {restored} returned to train so every "
         "user with a friend keeps one; a user is never their own candidate"
     )
+    if not 0 <= new_users < 1:
+        raise ConfigError(f"split 'links': new_users must lie in [0, 1), got {new_users}")
+    if new_users > 0:
+        train, valid, test = (edges[fold == code] for code in (_TRAIN, _VALID, _TEST))
+        links = LinkSplit(dataset.num_users, train, valid, test, protocol)
+        degree = np.bincount(links.train_edges.ravel(), minlength=dataset.num_users)
+        eligible = np.flatnonzero(degree >= 2)
+        rng = _rng("links", seed)
+        chosen = rng.choice(eligible, size=round(new_users * len(eligible)), replace=False)
+        links = new_user_split(links, chosen, keep=new_user_keep, seed=seed)
+        fold = np.full(len(edges), _TRAIN, dtype=np.int64)
+        for code, moved in ((_VALID, links.valid_edges), (_TEST, links.test_edges)):
+            fold[np.searchsorted(distinct, moved[:, 0] * dataset.num_users + moved[:, 1])] = code
+        protocol = links.protocol
     return replace(_split_by_fold(dataset, fold[edge_of_row], protocol), excludes_self=True)
 
 

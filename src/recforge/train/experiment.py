@@ -85,7 +85,8 @@ def split_parameters(split: SplitConfig, seed: int) -> dict[str, object]:
     if split.protocol == "temporal":
         return {"ratios": split.ratios}
     if split.protocol == "links":
-        return {"ratios": split.ratios, "seed": seed}
+        return {"ratios": split.ratios, "seed": seed, "new_users": split.new_users,
+                "new_user_keep": split.new_user_keep}
     return {}
 
 
