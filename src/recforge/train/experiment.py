@@ -189,8 +189,8 @@ def _load_item_text(
 
     if titles is None or item_ids is None:
         raise ConfigError(
-            f"model '{settings.name}' reads item titles, and this dataset has none (ml-1m, ml-100k and "
-            "dllm2rec-game have them; a table reader takes a title column)"
+            f"model '{settings.name}' reads item titles, and this dataset has none (ml-1m and ml-100k "
+            "have them, as do RecBole atomic files whose .item file has a title field)"
         )
     encoder = str(getattr(settings, "text_encoder", ""))
     encoded = encode_item_texts([str(t) for t in titles], item_ids, encoder=encoder)
