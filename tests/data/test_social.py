@@ -201,40 +201,6 @@ def test_split_needs_an_int_seed():
         link_split(complete_graph(4), seed=None)  # type: ignore[arg-type]
 
 
-def test_save_and_load_round_trip(tmp_path):
-    graph = random_graph(100, 600, seed=3)
-    split = new_user_split(link_split(graph, seed=1), [3, 4, 5], keep=1, seed=2)
-    path = split.save(tmp_path / "sub" / "link.npz")
-    loaded = LinkSplit.load(path)
-    assert loaded.content_hash == split.content_hash
-    assert loaded.protocol == split.protocol
-    assert loaded.provenance == split.provenance
-    for name in ("train", "valid", "test"):
-        np.testing.assert_array_equal(loaded.edges(name), split.edges(name))
-    np.testing.assert_array_equal(loaded.new_users, [3, 4, 5])
-    assert not list(tmp_path.glob("sub/*.partial"))
-
-
-def test_load_refuses_an_altered_or_foreign_file(tmp_path):
-    split = link_split(complete_graph(6), valid_share=0.2, test_share=0.2, seed=0)
-    path = split.save(tmp_path / "link.npz")
-    with np.load(path) as archive:
-        arrays = dict(archive)
-    moved = arrays["test_edges"][:1]
-    arrays["train_edges"] = np.concatenate([arrays["train_edges"], moved])[np.argsort(
-        np.concatenate([arrays["train_edges"], moved]) @ [6, 1])]
-    arrays["test_edges"] = arrays["test_edges"][1:]
-    np.savez(tmp_path / "altered.npz", **arrays)
-    with pytest.raises(DataFormatError, match="does not match the stored"):
-        LinkSplit.load(tmp_path / "altered.npz")
-    np.savez(tmp_path / "pickled.npz", meta=np.array([{"a": 1}], dtype=object))
-    with pytest.raises(DataFormatError, match="not a readable recforge link split file"):
-        LinkSplit.load(tmp_path / "pickled.npz")
-    (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(DataFormatError, match="not a readable recforge link split file"):
-        LinkSplit.load(tmp_path / "text.npz")
-
-
 def test_split_refuses_a_friendship_in_two_folds():
     edges = np.array([[0, 1]], dtype=np.int64)
     with pytest.raises(RecforgeError, match="a friendship lies in two folds"):

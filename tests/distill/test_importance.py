@@ -192,15 +192,6 @@ def test_term_refuses_a_batch_without_negatives():
         term(outputs)
 
 
-def write_sequences(path: Path, users: int, items: int, per_user: int) -> None:
-    rng = np.random.default_rng(4)
-    rows = ["user,item,timestamp"]
-    for user in range(users):
-        for step, item in enumerate(rng.choice(items, size=per_user, replace=False)):
-            rows.append(f"u{user},i{item},{100 * user + step}")
-    path.write_text("\n".join(rows) + "\n")
-
-
 def sequential_config(root: Path, data: Path, name: str, terms: dict, **extra: object) -> dict:
     return {
         "name": name,
@@ -223,9 +214,8 @@ def sequential_config(root: Path, data: Path, name: str, terms: dict, **extra: o
     }
 
 
-def test_a_sequential_student_trains_on_an_exported_position_teacher(tmp_path):
-    data = tmp_path / "events.csv"
-    write_sequences(data, users=10, items=15, per_user=8)
+def test_a_sequential_student_trains_on_an_exported_position_teacher(tmp_path, write_events):
+    data = write_events(10, 15, 8, seed=4, gap=100)
     train(
         config_from_dict(sequential_config(tmp_path, data, "teacher", {"ce": {"weight": 1.0}})),
         show_progress=False,

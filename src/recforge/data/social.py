@@ -5,8 +5,10 @@ the users, and a friendship is one undirected edge, not an interaction of one us
 own container, :class:`SocialGraph` (dense node ids, raw ids, an ``(E, 2)`` edge array with
 ``u < v``, a CSR feature matrix, notes), its own named datasets (:data:`SOCIAL_DATASETS`,
 :func:`load_social`, which finds the data root as :func:`~recforge.data.registry.load_dataset`
-does), and its own split (:class:`LinkSplit`), saved with a content hash like
-:class:`~recforge.data.split.Split`.
+does), and its own split (:class:`LinkSplit`). The experiment pipeline reads a friend graph as a
+user-user :class:`~recforge.data.dataset.Dataset` (:func:`social_dataset`) and splits it with the
+``links`` protocol (:func:`recforge.data.splitting.links_split`, the same rule), saved as any
+``split.npz`` is.
 
 **Reading edges.** Self-loops are dropped and counted; a friendship listed more than once is kept
 once and counted, in :attr:`SocialGraph.notes`. ``listing`` says how the file lists an undirected
@@ -48,7 +50,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,7 +65,6 @@ from recforge.data.dataset import Dataset, Interactions
 from recforge.data.io import read_text, resolve_data_file
 from recforge.data.registry import resolve_data_root
 from recforge.errors import ConfigError, DataFormatError, RecforgeError, UnknownNameError
-from recforge.files import atomic_write
 
 Listing = Literal["once", "both"]
 LINK_FOLDS = ("train", "valid", "test")
@@ -673,46 +673,6 @@ class LinkSplit:
         if self.new_users is not None:
             info["new users"] = len(self.new_users)
         return info
-
-    def save(self, path: str | Path) -> Path:
-        """Write the split to ``path`` (``.npz``, arrays only) through a temporary file renamed into place."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {f"{name}_edges": self.edges(name) for name in LINK_FOLDS}
-        if self.new_users is not None:
-            arrays["new_users"] = self.new_users
-        meta = {"kind": "link", "num_nodes": self.num_nodes, "protocol": self.protocol,
-                "content_hash": self.content_hash, "provenance": self.provenance}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-
-        def write(target: Path) -> None:
-            with target.open("wb") as handle:
-                np.savez_compressed(handle, **arrays)  # type: ignore[arg-type]  # numpy stubs: **kwds
-
-        atomic_write(path, write)
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> LinkSplit:
-        """Read a split written by :meth:`save`; the stored hash must match the arrays."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                meta = json.loads(archive["meta"].tobytes().decode())
-                folds = {f"{name}_edges": archive[f"{name}_edges"].astype(np.int64) for name in LINK_FOLDS}
-                new_users = archive["new_users"].astype(np.int64) if "new_users" in archive.files else None
-            if meta.get("kind") != "link":
-                raise ValueError("not a link split (no kind 'link' in its metadata)")
-            split = cls(num_nodes=int(meta["num_nodes"]), protocol=str(meta["protocol"]), new_users=new_users,
-                        provenance=meta.get("provenance"), **folds)
-        except (OSError, KeyError, ValueError, TypeError, AttributeError, EOFError, RuntimeError,
-                zlib.error, zipfile.BadZipFile, RecforgeError) as error:
-            raise DataFormatError(path, f"not a readable recforge link split file ({error}); "
-                                  "delete it to make the split anew") from error
-        if split.content_hash != meta["content_hash"]:
-            raise DataFormatError(path, f"content hash {split.content_hash} does not match the stored "
-                                  f"{meta['content_hash']}: the file was altered")
-        return split
 
 
 def assign_edge_folds(

@@ -50,6 +50,11 @@ class PreparedData:
             maps["item_titles"] = [str(title) for title in self.dataset.item_titles]
         return maps
 
+    def node_features(self) -> sp.csr_matrix | None:
+        """The per-user feature matrix a friend graph carries (``user_features["features"]``)."""
+        features = self.dataset.user_features.get("features")
+        return None if features is None else sp.csr_matrix(features)
+
 
 def require_folds(config: ExperimentConfig, data: PreparedData) -> None:
     """A run needs valid (selection) and test (the result) interactions; say which is empty."""

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import yaml
 from rich.console import Console
@@ -163,12 +162,6 @@ def train(
         torch.set_flush_denormal(False)  # torch's default: leave the caller's process as it was
 
 
-def node_features(dataset: Any) -> sp.csr_matrix | None:
-    """The dataset's per-user feature matrix (friend graphs: ``user_features["features"]``)."""
-    features = dataset.user_features.get("features")
-    return None if features is None else sp.csr_matrix(features)
-
-
 def _train_locked(
     config: ExperimentConfig, run: RunDirectory, *, resume: bool, console: Console, show_progress: bool
 ) -> TrainResult:
@@ -192,7 +185,7 @@ def _train_locked(
         device,
         item_ids=[str(raw) for raw in data.dataset.item_ids],
         item_titles=data.dataset.item_titles,
-        node_features=node_features(data.dataset),
+        node_features=data.node_features(),
     )
     for note in assembly.notes:
         console.print(f"data: {note}", highlight=False, soft_wrap=True)
