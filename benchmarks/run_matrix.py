@@ -6,11 +6,18 @@ wall-clock training budget and a thread count. The trainer writes ``metrics.json
 the best-valid epoch, the test fold scored once, timings); this module adds ``benchmark.json``
 (budget, threads, peak RSS, wall time, machine load) next to it. A run whose ``benchmark.json``
 exists is read back, not retrained, so a table can be filled by several shells and resumed.
+
+Run directories are not committed (``runs/`` is ignored: checkpoints and teacher signals are
+large), so each finished run's summary is also written to a ledger,
+``benchmarks/results/ledgers/<out name>.json``, which is: a table can then be filled over several
+sessions and rebuilt from the committed ledger alone. A run in the ledger is not retrained unless
+it is an ``artifact`` (its directory is an input of other runs, as a teacher's is).
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -32,13 +39,38 @@ class Run:
     overrides: tuple[str, ...] = field(default=())
     trains: bool = True
     """False for a training-free filter: fitted once, so no time budget applies (nor is allowed)."""
+    artifact: bool = False
+    """True when other runs read this run's directory (a teacher): only a directory on disk counts."""
+
+
+def ledger_path(out: Path) -> Path:
+    """The committed record of ``out``'s finished runs (one JSON object: run name -> summary)."""
+    return REPO / "benchmarks" / "results" / "ledgers" / f"{out.name}.json"
+
+
+def read_ledger(out: Path) -> dict[str, dict]:
+    path = ledger_path(out)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def record(out: Path, name: str, summary: dict) -> None:
+    """Add ``summary`` to the ledger; locked, since two shells may finish runs at the same time."""
+    path = ledger_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ledger = read_ledger(out)
+        ledger[name] = summary
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+        partial.replace(path)
 
 
 def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
     """Train ``run`` into ``out/run.name`` (unless already done) and return its summary."""
     run_dir = out / run.name
     summary_file = run_dir / "benchmark.json"
-    if summary_file.exists():
+    if summary_file.exists() or (not run.artifact and run.name in read_ledger(out)):
         return load(out, run.name) or {}
     run_dir.mkdir(parents=True, exist_ok=True)
     overrides = [*run.overrides, f"output_dir={run_dir}", f"train.num_threads={threads}"]
@@ -66,14 +98,26 @@ def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
         "machine": f"{platform.node()} ({os.cpu_count()} cpus), load {os.getloadavg()[0]:.2f} at the end",
     }
     summary_file.write_text(json.dumps(summary, indent=2))
-    return load(out, run.name) or {}
+    finished = load(out, run.name) or {}
+    earlier = read_ledger(out).get(run.name)
+    if earlier is not None and earlier.get("test") != finished.get("test"):
+        # a retrained artifact that differs (another thread count sums in another order): the runs
+        # that read the earlier one are not comparable with the runs that will read this one
+        print(
+            f"warning: {run.name} retrained differs from its ledger entry "
+            f"({earlier.get('threads')} threads then, {threads} now); the ledger now holds the new one",
+            file=sys.stderr,
+        )
+    record(out, run.name, finished)
+    return finished
 
 
 def load(out: Path, name: str) -> dict | None:
-    """The trainer's ``metrics.json`` merged with ``benchmark.json``; None if the run has not finished."""
+    """The trainer's ``metrics.json`` merged with ``benchmark.json`` (from the run directory, else
+    from the ledger); None if the run has not finished."""
     run_dir = out / name
     if not (run_dir / "benchmark.json").exists() or not (run_dir / "metrics.json").exists():
-        return None
+        return read_ledger(out).get(name)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     summary = json.loads((run_dir / "benchmark.json").read_text())
     train_seconds = metrics["timings"]["train_seconds"]
