@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import statistics
 
+import scipy.stats
+
 from run_matrix import REPO, Run, load, main
 
 OUT = REPO / "benchmarks" / "runs" / "ssmtl"
@@ -29,7 +31,10 @@ CONFIGS = REPO / "configs" / "lastfm-social"
 DATASETS = ("lastfm-social", "twitch-de", "twitch-engb")
 SEEDS = (0, 1, 2)
 METRICS = ("recall@20", "ndcg@20", "hit@20", "recall@50", "ndcg@50", "hit@50")
-COLD = "<=2"
+COLD = {"": "<=2", "-new": "<=1"}
+"""The cold-start slice of each split: <= 2 training friends; on a new-user split <= 1, which holds
+the new users (one friendship kept) and the few users whose only other friendship was held out."""
+NEW_USERS = ("data.split.new_users=0.1", "evaluation.activity_slices=[1,2]")
 
 NO_CCA = "objective.terms.cca_ssg=null"
 NO_MAE = "objective.terms.masked_features=null"
@@ -61,7 +66,7 @@ def runs() -> dict[str, Run]:
         for model, (config, overrides, trains) in MODELS.items():
             cap = GAT_CAP.get(dataset, ()) if config == "ssmtl.yaml" else ()
             for seed in SEEDS:
-                for cold, extra in (("", ()), ("-new", ("data.split.new_users=0.1",))):
+                for cold, extra in (("", ()), ("-new", NEW_USERS)):
                     name = f"{dataset}-{model}{cold}-seed{seed}"
                     settings = (f"data.name={dataset}", f"seed={seed}", *overrides, *cap, *extra)
                     made[name] = Run(name, CONFIGS / config, settings, trains=trains)
@@ -120,28 +125,72 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
+def seeds_of(out, dataset: str, model: str, cold: str) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [s for seed in SEEDS if (s := load(out, f"{dataset}-{model}{cold}-seed{seed}"))]
+
+
+def slice_values(found: list[dict], cold: str, metric: str) -> list[float]:
+    pieces = [s["test_slices"].get(COLD[cold]) or {} for s in found]
+    return [piece[metric] for piece in pieces if piece.get(metric) is not None]
+
+
+def recalls(found: list[dict]) -> list[float]:
+    return [s["test"]["recall@20"] for s in found]
+
+
+def gain(ours: list[float], base: list[float]) -> str:
+    """Relative change of the means, with Welch's p over seeds when both have two or more."""
+    if not ours or not base:
+        return "–"
+    relative = statistics.mean(ours) / statistics.mean(base) - 1
+    if len(ours) < 2 or len(base) < 2:
+        return f"{relative:+.1%} (1 seed)"
+    return f"{relative:+.1%} (p {scipy.stats.ttest_ind(ours, base, equal_var=False).pvalue:.2f})"
+
+
 def report(out) -> str:  # type: ignore[no-untyped-def]
     lines = []
     for dataset in DATASETS:
-        for cold, title in (("", "overall and users with <= 2 training friends"), ("-new", "new users")):
-            rows = []
+        for cold, title in (("", "link split"), ("-new", "new-user split")):
+            rows, claims = [], []
             for model in MODELS:
-                found = [s for seed in SEEDS if (s := load(out, f"{dataset}-{model}{cold}-seed{seed}"))]
+                found = seeds_of(out, dataset, model, cold)
                 if not found:
                     continue
-                overall = " | ".join(mean_std([s["test"][m] for s in found]) for m in METRICS[:3])
-                slices = [s["test_slices"].get(COLD, {}) for s in found]
+                overall = " | ".join(mean_std([s["test"][m] for s in found]) for m in METRICS)
                 cold_cells = " | ".join(
-                    mean_std([piece[m] for piece in slices if m in piece]) for m in METRICS[:2]
+                    mean_std(slice_values(found, cold, m)) for m in ("recall@20", "ndcg@20", "recall@50")
                 )
-                rows.append(f"| {model} | {len(found)} | {overall} | {cold_cells} |")
+                users = [int(s["test_slices"].get(COLD[cold], {}).get("num_users") or 0) for s in found]
+                epoch = (
+                    f"{statistics.mean(s['seconds_per_epoch'] for s in found):.2f}"
+                    if MODELS[model][2]
+                    else "–"
+                )
+                rows.append(f"| {model} | {len(found)} | {overall} | {cold_cells} | {min(users)} | {epoch} |")
+                single = seeds_of(out, dataset, "retrieval", cold)
+                if model.startswith("retrieval+") or model == "all":
+                    overall_gain = gain(recalls(found), recalls(single))
+                    cold_gain = gain(
+                        slice_values(found, cold, "recall@20"), slice_values(single, cold, "recall@20")
+                    )
+                    claims.append(f"| {model} vs retrieval | {overall_gain} | {cold_gain} |")
             if rows:
+                slice_name = COLD[cold]
                 lines += [
-                    f"\n**{dataset}, {title}**\n",
-                    "| model | seeds | R@20 | N@20 | H@20 | R@20 (<=2 friends) | N@20 (<=2 friends) |",
-                    "|---|---|---|---|---|---|---|",
+                    f"\n**{dataset}, {title}** (test; cold = the {slice_name} training friends slice)\n",
+                    "| model | seeds | R@20 | N@20 | H@20 | R@50 | N@50 | H@50 | cold R@20 | cold N@20 | "
+                    "cold R@50 | cold users | s/epoch |",
+                    "|---" * 13 + "|",
                     *rows,
                 ]
+            if claims:
+                lines += [
+                    "",
+                    "| multitask | R@20 gain (Welch p) | cold R@20 gain (Welch p) |",
+                    "|---|---|---|",
+                ]
+                lines += claims
     tuned = [(key, load(out, f"lastfm-social-tune-{key}")) for key in TUNING]
     if any(summary for _, summary in tuned):
         lines += [

@@ -10,6 +10,12 @@ from safetensors import SafetensorError
 
 from recforge.errors import RunDirectoryError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once, at import (reading it means setting it; no other thread runs yet)
+FILE_MODE = 0o666 & ~_UMASK
+"""What ``open()`` would give a new file: safetensors creates its files 0600 whatever the umask,
+which would keep a run directory from a service running as another user."""
+
 
 def write_error(path: Path, error: Exception) -> RunDirectoryError:
     """The error for an artefact that could not be written, with what to do about it."""
@@ -22,10 +28,12 @@ def write_error(path: Path, error: Exception) -> RunDirectoryError:
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write ``path`` through ``write(temporary sibling)`` and one rename: a crash or a full disk
-    leaves the old file or the new one, never a torn one."""
+    leaves the old file or the new one, never a torn one. The file gets the usual mode
+    (:data:`FILE_MODE`), whatever the writer created it with."""
     tmp = path.with_name(path.name + ".partial")
     try:
         write(tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except (OSError, SafetensorError) as error:
         tmp.unlink(missing_ok=True)

@@ -236,3 +236,19 @@ def test_a_full_disk_is_a_clean_error_and_leaves_no_partial_file(data_file, tmp_
     with pytest.raises(RunDirectoryError, match=r"split.npz: cannot write \(No space left on device\)"):
         train(config(data_file, tmp_path / "run", epochs=1), show_progress=False)
     assert not list((tmp_path / "run").glob("*.partial"))
+
+
+def test_run_files_get_the_umask_mode_not_safetensors_0600(data_file, tmp_path):
+    """safetensors creates 0600 files; a run directory served by another user must be readable."""
+    from recforge.files import FILE_MODE
+
+    run_dir = tmp_path / "run"
+    train(config(data_file, run_dir, epochs=1), show_progress=False)
+    weights = run_dir / "model.safetensors"
+    assert weights.stat().st_mode & 0o777 == FILE_MODE
+    assert 0o666 & ~_current_umask() == FILE_MODE
+
+
+def _current_umask() -> int:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Umask:")), 8)
