@@ -11,7 +11,7 @@ over all 3,706 items with each user's history masked, early stopping on valid ND
 once; every student trains at most 20 epochs (``EPOCHS``: the same cap for all, so the comparison
 does not depend on the machine's load) within a wall-clock backstop (``--budget-s``).
 
-    .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs teacher --budget-s 3600 --threads 2
+    .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs teacher --budget-s 3600 --threads 1
     .venv/bin/python benchmarks/dllm2rec_ml1m.py --runs sasrec-alone-seed0,sasrec-dllm2rec-seed0 --threads 2
     .venv/bin/python benchmarks/dllm2rec_ml1m.py --report
 
