@@ -9,9 +9,10 @@ exists is read back, not retrained, so a table can be filled by several shells a
 
 Run directories are not committed (``runs/`` is ignored: checkpoints and teacher signals are
 large), so each finished run's summary is also written to a ledger,
-``benchmarks/results/ledgers/<out name>.json``, which is: a table can then be filled over several
-sessions and rebuilt from the committed ledger alone. A run in the ledger is not retrained unless
-it is an ``artifact`` (its directory is an input of other runs, as a teacher's is).
+``benchmarks/results/ledgers/<out name>.json``, which is committed (one line per run): a table
+can then be filled over several sessions and rebuilt from the ledger alone. A run in the ledger is
+not retrained unless it is an ``artifact`` (its directory is an input of other runs, as a
+teacher's is).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def record(out: Path, name: str, summary: dict) -> None:
         ledger = read_ledger(out)
         ledger[name] = summary
         partial = path.with_suffix(".json.partial")
-        partial.write_text(json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+        rows = (f"{json.dumps(key)}: {json.dumps(ledger[key], sort_keys=True)}" for key in sorted(ledger))
+        partial.write_text("{\n" + ",\n".join(rows) + "\n}\n")
         partial.replace(path)
 
 
