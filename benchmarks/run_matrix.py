@@ -49,9 +49,18 @@ def ledger_path(out: Path) -> Path:
     return REPO / "benchmarks" / "results" / "ledgers" / f"{out.name}.json"
 
 
+_LEDGERS: dict[Path, tuple[int, dict[str, dict]]] = {}
+
+
 def read_ledger(out: Path) -> dict[str, dict]:
+    """The ledger as on disk, parsed once per version of the file (a report loads every run)."""
     path = ledger_path(out)
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    stamp = path.stat().st_mtime_ns
+    if path not in _LEDGERS or _LEDGERS[path][0] != stamp:
+        _LEDGERS[path] = (stamp, json.loads(path.read_text()))
+    return _LEDGERS[path][1]
 
 
 def record(out: Path, name: str, summary: dict) -> None:
@@ -60,8 +69,7 @@ def record(out: Path, name: str, summary: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        ledger = read_ledger(out)
-        ledger[name] = summary
+        ledger = {**read_ledger(out), name: summary}
         partial = path.with_suffix(".json.partial")
         rows = (f"{json.dumps(key)}: {json.dumps(ledger[key], sort_keys=True)}" for key in sorted(ledger))
         partial.write_text("{\n" + ",\n".join(rows) + "\n}\n")
