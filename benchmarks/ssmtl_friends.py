@@ -205,6 +205,16 @@ def gain(ours: list[float], base: list[float]) -> str:
     return f"{relative:+.1%} (p {scipy.stats.ttest_ind(ours, base, equal_var=False).pvalue:.2f})"
 
 
+def valid_rows(settings: list[tuple[str, dict | None]]) -> list[str]:
+    """A table row of valid-fold figures for each setting that has a summary."""
+    return [
+        f"| {key} | {s['valid']['recall@20']:.4f} | {s['valid']['ndcg@20']:.4f} | "
+        f"{s['best_epoch']}/{s['epochs_run']} | {s['seconds_per_epoch']:.2f} |"
+        for key, s in settings
+        if s
+    ]
+
+
 def report(out: Path) -> str:
     lines = []
     for dataset in DATASETS:
@@ -257,13 +267,7 @@ def report(out: Path) -> str:
             "| setting | valid R@20 | valid N@20 | best/ran epochs | s/epoch |",
             "|---|---|---|---|---|",
         ]
-        for key, summary in tuned:
-            if summary:
-                valid = summary["valid"]
-                lines.append(
-                    f"| {key} | {valid['recall@20']:.4f} | {valid['ndcg@20']:.4f} | "
-                    f"{summary['best_epoch']}/{summary['epochs_run']} | {summary['seconds_per_epoch']:.2f} |"
-                )
+        lines += valid_rows(tuned)
     logq = [
         (
             dataset,
@@ -298,13 +302,7 @@ def report(out: Path) -> str:
             "| setting | valid R@20 | valid N@20 | best/ran epochs | s/epoch |",
             "|---|---|---|---|---|",
         ]
-        for key, summary in de_weights:
-            if summary:
-                valid = summary["valid"]
-                lines.append(
-                    f"| {key} | {valid['recall@20']:.4f} | {valid['ndcg@20']:.4f} | "
-                    f"{summary['best_epoch']}/{summary['epochs_run']} | {summary['seconds_per_epoch']:.2f} |"
-                )
+        lines += valid_rows(de_weights)
     return "\n".join(lines)
 
 
