@@ -55,3 +55,34 @@ def test_dros_with_exponent_zero_weighs_every_item_one(make_context):
     row0 = math.log(2 + math.e)  # exponents 0, 0, 1
     row1 = math.log(1 + math.e + math.exp(4))  # exponents 0, 1, 4
     assert term(dros_outputs()).item() == pytest.approx((row0 + row1) / 2, rel=1e-6)
+
+
+class CountMatmuls(torch.overrides.TorchFunctionMode):
+    """Counts the matrix products a block of code asks torch for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func in (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.mm):
+            self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_ce_and_dros_share_one_score_matrix_and_keep_their_gradients(make_context):
+    queries = tensor([[1, 0], [0, 2]]).requires_grad_()
+    items = tensor([[1, 0], [0, 1], [1, 1]]).requires_grad_()
+    outputs = BatchOutputs(queries=queries, positive_ids=torch.tensor([0, 1]), items=items)
+    ce = CrossEntropy(TermParams(weight=1.0), make_context())
+    dros = DROS(DROSParams(weight=1.0), make_context(positive_counts=[0, 2, 1]))
+    with CountMatmuls() as counter:
+        shared = ce(outputs) + dros(outputs)
+    assert counter.count == 1
+    grads = torch.autograd.grad(shared, (queries, items))
+    # each term on its own batch: the same total and the same gradients
+    apart = ce(BatchOutputs(queries=queries, positive_ids=outputs.positive_ids, items=items))
+    apart = apart + dros(BatchOutputs(queries=queries, positive_ids=outputs.positive_ids, items=items))
+    assert shared.item() == pytest.approx(apart.item(), rel=1e-6)
+    for got, expected in zip(grads, torch.autograd.grad(apart, (queries, items)), strict=True):
+        torch.testing.assert_close(got, expected)

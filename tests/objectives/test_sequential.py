@@ -28,7 +28,7 @@ def test_cross_entropy_is_explicit_log_softmax(batch):
     for row, target in zip(hidden.tolist(), targets.tolist(), strict=True):
         scores = [sum(h * e for h, e in zip(row, item, strict=True)) for item in items.tolist()]
         expected -= scores[target] - math.log(sum(math.exp(score) for score in scores))
-    got = next_item_cross_entropy(hidden, targets, items)
+    got = next_item_cross_entropy(hidden @ items.T, targets)
     assert got.item() == pytest.approx(expected / len(targets))
 
 
@@ -77,14 +77,14 @@ def reference_dros(hidden, targets, items, weights, beta):  # one row, one item 
 def test_dros_matches_the_explicit_formula(batch, beta):
     hidden, targets, items = batch
     weights = dros_item_weights(torch.tensor([5, 0, 2, 9, 1, 3]), exponent=0.05).double()
-    got = dros(hidden, targets, items, weights, beta=beta)
+    got = dros(hidden @ items.T, targets, weights, beta=beta)
     assert got.item() == pytest.approx(reference_dros(hidden, targets, items, weights, beta))
 
 
 def test_dros_gradient_flows_and_is_finite_for_large_scores(batch):
     hidden, targets, items = batch
     hidden = (hidden * 100).requires_grad_()
-    loss = dros(hidden, targets, items, torch.ones(6, dtype=torch.float64), beta=1.0)
+    loss = dros(hidden @ items.T, targets, torch.ones(6, dtype=torch.float64), beta=1.0)
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(hidden.grad).all()

@@ -191,16 +191,14 @@ class ImportanceRD(Term[ImportanceRDParams]):
         rows = self.rows(positions.users, positions.steps)
         candidates = self.top_items[rows]  # (N, K)
         negatives = negative_ids.reshape(len(queries), -1)[:, 0]
+        # the K + 1 scores with gradient from their own rows: a gather from the full (N, I) matrix
+        # would backpropagate through all of it (a zero-filled (N, I) gradient per step)
+        candidate_scores = torch.einsum("nd,nkd->nk", queries, items[candidates])
+        negative_scores = (queries * items[negatives]).sum(1)
         agreement = None
-        if self.params.gamma_consistency > 0:  # the student's own top-K needs every score
-            scores = queries @ items.T
-            candidate_scores = scores.gather(1, candidates)
-            negative_scores = scores.gather(1, negatives[:, None]).squeeze(1)
-            student_top = scores.detach().topk(candidates.shape[1], dim=1).indices
+        if self.params.gamma_consistency > 0:  # the student's own top-K, from the batch's shared scores
+            student_top = outputs.item_scores().detach().topk(candidates.shape[1], dim=1).indices
             agreement = (candidates.unsqueeze(2) == student_top.unsqueeze(1)).any(2)
-        else:
-            candidate_scores = torch.einsum("nd,nkd->nk", queries, items[candidates])
-            negative_scores = (queries * items[negatives]).sum(1)
         distances = None if self.distances is None else self.distances[rows]
         weights = importance_weights(distances, agreement, self.params)
         return ranking_distillation_loss(candidate_scores, negative_scores, weights).mean()

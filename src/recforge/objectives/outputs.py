@@ -84,6 +84,15 @@ class BatchOutputs:
     positive_ego: Tensor | None = None
     negative_ego: Tensor | None = None
     views: dict[str, object] = field(default_factory=dict)
+    _item_scores: Tensor | None = field(default=None, init=False, repr=False)
+
+    def item_scores(self) -> Tensor:
+        """(B, I) ``queries @ items.T``, with gradient: computed once per batch and shared by every
+        term that scores the whole table (cross-entropy, DROS, a distillation term's student
+        top-K), since that product and its backward are the largest cost of a sequential step."""
+        if self._item_scores is None:
+            self._item_scores = self["queries"] @ self["items"].T
+        return self._item_scores
 
     def __getitem__(self, name: str) -> Tensor:
         """The tensor field ``name``; a missing one is a task that broke its ``provides`` promise."""

@@ -20,7 +20,7 @@ class CrossEntropy(Term[TermParams]):
     summary = "softmax cross-entropy over the whole item table"
 
     def forward(self, outputs: BatchOutputs) -> Tensor:
-        return next_item_cross_entropy(outputs["queries"], outputs["positive_ids"], outputs["items"])
+        return next_item_cross_entropy(outputs.item_scores(), outputs["positive_ids"])
 
 
 class DROSParams(TermParams):
@@ -46,13 +46,7 @@ class DROS(Term[DROSParams]):
         self.register_buffer("item_weights", weights, persistent=False)
 
     def forward(self, outputs: BatchOutputs) -> Tensor:
-        return dros(
-            outputs["queries"],
-            outputs["positive_ids"],
-            outputs["items"],
-            self.item_weights,
-            beta=self.params.beta,
-        )
+        return dros(outputs.item_scores(), outputs["positive_ids"], self.item_weights, beta=self.params.beta)
 
 
 __all__ = ["DROS", "CrossEntropy", "DROSParams"]

@@ -1,8 +1,10 @@
 r"""Next-item loss terms for sequential encoders: full softmax, sampled BCE, DROS.
 
-Each is a plain function of embeddings returning a scalar (the mean over rows); scores are dot
-products. Rows are the positions that are not padding: a caller flattens the (B, L, d) states
-and keeps the rows whose target is not 0, then shifts the targets to 0-based item ids.
+Each is a plain function returning a scalar (the mean over rows); scores are dot products. The
+full-table losses take the (N, I) score matrix itself, which the objective computes once per batch
+for every term that needs it (:meth:`~recforge.objectives.outputs.BatchOutputs.item_scores`).
+Rows are the positions that are not padding: a caller flattens the (B, L, d) states and keeps the
+rows whose target is not 0, then shifts the targets to 0-based item ids.
 """
 
 from __future__ import annotations
@@ -12,20 +14,20 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def next_item_cross_entropy(hidden: Tensor, targets: Tensor, item_embeddings: Tensor) -> Tensor:
+def next_item_cross_entropy(scores: Tensor, targets: Tensor) -> Tensor:
     r"""Softmax cross-entropy over every item.
 
-    .. math::  -\frac1N \sum_n \log \frac{\exp(h_n \cdot e_{t_n})}{\sum_{i=1}^{I} \exp(h_n \cdot e_i)}
+    .. math::  -\frac1N \sum_n \log \frac{\exp(s_{n t_n})}{\sum_{i=1}^{I} \exp(s_{ni})},
+               \qquad s_{ni} = h_n \cdot e_i
 
     Args:
-        hidden: (N, d) states.
-        targets: (N,) next items, 0-based ids into ``item_embeddings``.
-        item_embeddings: (I, d).
+        scores: (N, I) state-item scores.
+        targets: (N,) next items, 0-based ids into the columns of ``scores``.
 
     Returns:
         Scalar.
     """
-    return F.cross_entropy(hidden @ item_embeddings.T, targets)
+    return F.cross_entropy(scores, targets)
 
 
 def next_item_bce(hidden: Tensor, positive: Tensor, negatives: Tensor) -> Tensor:
@@ -72,9 +74,7 @@ def dros_item_weights(target_counts: Tensor, *, exponent: float = 0.05) -> Tenso
     return (smoothed / smoothed.sum()).pow(exponent).to(torch.get_default_dtype())
 
 
-def dros(
-    hidden: Tensor, targets: Tensor, item_embeddings: Tensor, item_weights: Tensor, *, beta: float = 1.0
-) -> Tensor:
+def dros(scores: Tensor, targets: Tensor, item_weights: Tensor, *, beta: float = 1.0) -> Tensor:
     r"""Distributionally robust loss of DROS (Yang et al., "A Generic Learning Framework for
     Sequential Recommendation with Distribution Shifts", SIGIR 2023), in the form DLLM2Rec
     (Cui et al., RecSys 2024, arXiv 2405.00338) adds to its students.
@@ -102,9 +102,8 @@ def dros(
     sum of exponentials plus 1e-24; here the same value is one ``logsumexp`` (no overflow).
 
     Args:
-        hidden: (N, d) states.
-        targets: (N,) next items, 0-based ids into ``item_embeddings``.
-        item_embeddings: (I, d).
+        scores: (N, I) state-item scores :math:`s_{ni} = h_n \cdot e_i`.
+        targets: (N,) next items, 0-based ids into the columns of ``scores``.
         item_weights: (I,) nominal weights :math:`w`, from :func:`dros_item_weights`.
         beta: :math:`\beta > 0`.
 
@@ -113,7 +112,6 @@ def dros(
     """
     # Source read: istarryn/DLLM2Rec main.py ("dros loss" block, calcu_propensity_score) and
     # YangZhengyi98/DROS A_SASRec_final_bce.py (calcu_propensity_score); own implementation.
-    scores = hidden @ item_embeddings.T  # (N, I)
     exponents = item_weights * scores.square() / beta
     target_score = scores.gather(1, targets.unsqueeze(1))  # (N, 1)
     target_exponent = item_weights[targets].unsqueeze(1) * (target_score - 1).square() / beta

@@ -29,6 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from torch import nn
 
+from recforge.allocator import keep_freed_memory
 from recforge.checkpoint import (
     WEIGHTS_FILE,
     CheckpointInfo,
@@ -170,6 +171,7 @@ def _train_locked(
         _check_resumable(run_dir, config)
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
+    keep_freed_memory()  # the step's score-sized temporaries reuse the heap (recforge.allocator)
     seed_everything(config.seed)
     started = time.perf_counter()
 
