@@ -23,9 +23,16 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+import matplotlib
 import scipy.stats
 
 from run_matrix import REPO, Run, load, main
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # after the backend is chosen
+
+PLOT = REPO / "benchmarks" / "results" / "ssmtl_recall.png"
+PLOTTED = ("adamic-adar", "lightgcn", "retrieval", "retrieval+cca", "retrieval+mae", "all")
 
 OUT = REPO / "benchmarks" / "runs" / "ssmtl"
 CONFIGS = REPO / "configs" / "lastfm-social"
@@ -215,8 +222,40 @@ def valid_rows(settings: list[tuple[str, dict | None]]) -> list[str]:
     ]
 
 
+def plot(out: Path) -> None:
+    """Test R@20 overall and on the cold slice, mean ± std over seeds, one panel per graph and split."""
+    figure, axes = plt.subplots(2, len(DATASETS), figsize=(4.2 * len(DATASETS), 6.4), squeeze=False)
+    for column, dataset in enumerate(DATASETS):
+        for row, (cold, title) in enumerate((("", "link split"), ("-new", "new-user split"))):
+            axis = axes[row][column]
+            for offset, (label, slice_name) in enumerate(
+                (("overall", None), (f"cold ({COLD[cold]} friends)", cold))
+            ):
+                means, stds, names = [], [], []
+                for model in PLOTTED:
+                    found = seeds_of(out, dataset, model, cold)
+                    values = recalls(found) if slice_name is None else slice_values(found, cold, "recall@20")
+                    if values:
+                        names.append(model)
+                        means.append(statistics.mean(values))
+                        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+                positions = [i + 0.4 * offset for i in range(len(names))]
+                axis.bar(positions, means, width=0.4, yerr=stds, capsize=2, label=label)
+                ticks = [i + 0.2 for i in range(len(names))]
+                axis.set_xticks(ticks, names, rotation=40, ha="right", fontsize=7)
+            axis.set_title(f"{dataset}, {title} (cold: {COLD[cold]} friends)", fontsize=9)
+            axis.set_ylabel("test recall@20")
+    figure.legend(
+        *axes[0][0].get_legend_handles_labels()[:1], ["overall", "cold slice"], loc="upper center", ncols=2
+    )
+    figure.tight_layout(rect=(0, 0, 1, 0.95))
+    figure.savefig(PLOT, dpi=110)
+    plt.close(figure)
+
+
 def report(out: Path) -> str:
-    lines = []
+    plot(out)
+    lines = [f"(plot: `{PLOT.relative_to(REPO)}`)"]
     for dataset in DATASETS:
         for cold, title in (("", "link split"), ("-new", "new-user split")):
             rows, claims = [], []
