@@ -139,6 +139,15 @@ def load(out: Path, name: str) -> dict | None:
     }
 
 
+def stopped_by_budget(summary: dict) -> bool:
+    """Whether a run ended on its wall-clock budget, so it may not have converged: the trainer's
+    ``stopped_by``, or for a run recorded before the trainer wrote it, training time at the budget."""
+    if "stopped_by" in summary:
+        return bool(summary["stopped_by"] == "time budget")
+    budget = summary.get("budget_s")
+    return bool(budget) and summary["train_seconds"] >= 0.99 * budget
+
+
 def cells(summary: dict | None, metrics: tuple[str, ...]) -> str:
     """Markdown cells: each test metric, best/ran epochs, training seconds."""
     if summary is None:
@@ -152,9 +161,10 @@ def run_all(runs: dict[str, Run], names: list[str], out: Path, budget_s: float, 
     for name in names:
         summary = run_one(runs[name], out, budget_s, threads)
         test = ", ".join(f"{key} {value:.4f}" for key, value in summary["test"].items() if "@" in key)
+        cut = "; STOPPED BY THE TIME BUDGET (raise --budget-s)" if stopped_by_budget(summary) else ""
         print(
             f"{name}: {test} (best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
-            f"{summary['train_seconds']:.0f} s)",
+            f"{summary['train_seconds']:.0f} s{cut})",
             flush=True,
         )
 

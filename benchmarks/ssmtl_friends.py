@@ -26,7 +26,7 @@ from pathlib import Path
 import matplotlib
 import scipy.stats
 
-from run_matrix import REPO, Run, load, main
+from run_matrix import REPO, Run, load, main, stopped_by_budget
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after the backend is chosen
@@ -216,7 +216,8 @@ def valid_rows(settings: list[tuple[str, dict | None]]) -> list[str]:
     """A table row of valid-fold figures for each setting that has a summary."""
     return [
         f"| {key} | {s['valid']['recall@20']:.4f} | {s['valid']['ndcg@20']:.4f} | "
-        f"{s['best_epoch']}/{s['epochs_run']} | {s['seconds_per_epoch']:.2f} |"
+        f"{s['best_epoch']}/{s['epochs_run']}{' (budget)' if stopped_by_budget(s) else ''} | "
+        f"{s['seconds_per_epoch']:.2f} |"
         for key, s in settings
         if s
     ]
@@ -275,7 +276,9 @@ def report(out: Path) -> str:
                     else "–"
                 )
                 counts = f"{min(users)}" if min(users) == max(users) else f"{min(users)}–{max(users)}"
-                rows.append(f"| {model} | {len(found)} | {overall} | {cold_cells} | {counts} | {epoch} |")
+                cut = sum(stopped_by_budget(s) for s in found)
+                seeds = f"{len(found)}" + (f" ({cut} cut by the budget)" if cut else "")
+                rows.append(f"| {model} | {seeds} | {overall} | {cold_cells} | {counts} | {epoch} |")
                 if model.startswith("retrieval+") or model == "all":
                     overall_gain = gain(recalls(found), recalls(single))
                     cold_gain = gain(

@@ -199,7 +199,16 @@ def test_the_time_budget_is_checked_between_batches(data_file, tmp_path):
     assert result.epochs_run == 1
     assert result.history[0]["steps"] == 1  # the epoch stopped after its first batch
     assert "valid" in result.history[0]  # and was still evaluated
-    assert (tmp_path / "run" / "metrics.json").is_file()
+    assert result.stopped_by == "time budget"  # said in metrics.json: the run may not have converged
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["stopped_by"] == "time budget"
+
+
+def test_a_run_without_improvement_stops_on_patience_and_says_so(data_file, tmp_path):
+    # a learning rate far below float32 resolution: no weight moves, every evaluation equals the first
+    result = train(
+        config(data_file, tmp_path / "run", epochs=10, patience=1, learning_rate=1e-30), show_progress=False
+    )
+    assert (result.epochs_run, result.best_epoch, result.stopped_by) == (2, 0, "patience")
 
 
 def test_data_notes_reach_the_console(data_file, tmp_path):

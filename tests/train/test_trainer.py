@@ -47,6 +47,7 @@ def test_train_writes_run_directory_and_learns(shared_data, tmp_path):
     assert set(metrics["valid"]) >= {"recall@20", "ndcg@20", "hit@10", "mrr@20"}
     assert metrics["test"]["recall@20"] == pytest.approx(result.test.metrics["recall@20"])
     assert metrics["timings"]["train_seconds"] > 0
+    assert metrics["stopped_by"] == result.stopped_by == "epochs"  # all 3 ran (patience 5)
     log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
     assert [entry["epoch"] for entry in log] == [0, 1, 2]
     assert log[-1]["bpr"] < log[0]["bpr"]  # BPR loss falls

@@ -76,6 +76,9 @@ class TrainResult:
     test: EvaluationResult
     timings: dict[str, float]
     num_parameters: int
+    stopped_by: str = "epochs"
+    """Why training ended: ``epochs`` (all configured), ``patience`` (early stopping) or ``time
+    budget`` (``train.max_train_seconds``: the model may not have converged)."""
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,6 +89,7 @@ class TrainResult:
             "protocol": self.test.protocol,
             "best_epoch": self.best_epoch,
             "epochs_run": self.epochs_run,
+            "stopped_by": self.stopped_by,
             "timings": self.timings,
             "parameters": self.num_parameters,
             "split": self.data.split.summary(),
@@ -99,6 +103,7 @@ class TrainResult:
         table.add_section()
         table.add_row("training time", f"{self.timings['train_seconds']:.1f} s", "")
         table.add_row("seconds / epoch", f"{self.timings['seconds_per_epoch']:.2f}", "")
+        table.add_row("stopped by", self.stopped_by, "")
         table.add_row("evaluation time", f"{self.timings['eval_seconds']:.1f} s", "")
         table.add_row("parameters", f"{self.num_parameters:,}", "")
         table.caption = f"split: {self.data.split.protocol}; evaluation: {self.test.protocol}"
@@ -236,6 +241,7 @@ def _train_locked(
     total_steps = config.train.epochs * len(batches)
     eval_seconds = 0.0
 
+    stopped_by = "epochs"
     with _progress(console, show_progress) as progress:
         epoch_task = progress.add_task("epochs", total=config.train.epochs, completed=state.next_epoch)
         batch_task = progress.add_task("batches", total=len(batches))
@@ -305,6 +311,7 @@ def _train_locked(
             save_resume_state(run_dir, modules, optimizer, task, state, _with_epoch(info, epoch))
             progress.advance(epoch_task)
             if stop:
+                stopped_by = "time budget" if out_of_time else "patience"
                 reason = (
                     "time budget reached"
                     if out_of_time
@@ -338,6 +345,7 @@ def _train_locked(
             "total_seconds": round(time.perf_counter() - started, 3),
         },
         num_parameters=count_parameters(model),
+        stopped_by=stopped_by,
         history=state.history,
     )
     run.write_json("metrics.json", result.to_dict())
