@@ -27,7 +27,7 @@ import sys
 
 import scipy.stats
 
-from run_matrix import REPO, Run, load, main
+from run_matrix import REPO, Run, load, main, stopped_by_budget
 
 OUT = REPO / "benchmarks" / "runs" / "dllm2rec-ml1m"
 SIGNAL = OUT / "teacher-signal"
@@ -129,7 +129,9 @@ def report(out) -> str:  # type: ignore[no-untyped-def]
                     p = f"{test.pvalue:.3f}"
                 gain = f"{relative:+.1%} (p {p})"
             epoch = statistics.mean(s["seconds_per_epoch"] for s in found)
-            lines.append(f"| {student} {variant} | {len(found)} | {cells} | {gain} | {epoch:.1f} |")
+            cut = sum(stopped_by_budget(s) for s in found)
+            seeds = f"{len(found)}" + (f" ({cut} cut by the budget)" if cut else "")
+            lines.append(f"| {student} {variant} | {seeds} | {cells} | {gain} | {epoch:.1f} |")
     if gains:
         lines.append(f"\nAverage N@10 gain over students: {statistics.mean(gains):+.1%}")
     ablations = [(name, load(out, name)) for name in RUNS if name.startswith("sasrec-no-") or "topk" in name]
