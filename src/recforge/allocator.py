@@ -4,8 +4,9 @@ glibc serves an allocation above its mmap threshold (at most 32 MiB by its adapt
 fresh ``mmap`` and hands it back to the kernel on ``free``. A step over the whole item table makes
 several tensors the size of its score matrix (SASRec on MovieLens-1M: 6,400 rows × 3,706 items =
 95 MB each: the scores, the log-softmax, their gradients), so every step page-faults each of them in
-again, about 82,000 minor faults. Measured on the 2-core VM (``benchmarks/RESULTS.md``, 2026-12-02):
-0.73 → 0.56 CPU seconds a SASRec step, faults from 81,600 to 560 a step.
+again, about 81,000 minor faults. Measured on the 2-core VM (``benchmarks/RESULTS.md``, 2026-12-02,
+``benchmarks/bench_sequential_step.py``): 0.83 → 0.58 CPU seconds a SASRec step (faults 81,276 →
+913), 2.11 → 0.90 with DROS, whose step makes about seventeen such tensors.
 
 With the mmap threshold at 1 GiB and trimming off, freed blocks stay in the heap and the next step
 takes them back. The cost: a process keeps its peak memory until it exits, which a training or
