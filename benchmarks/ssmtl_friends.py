@@ -229,26 +229,23 @@ def plot(out: Path) -> None:
     for column, dataset in enumerate(DATASETS):
         for row, (cold, title) in enumerate((("", "link split"), ("-new", "new-user split"))):
             axis = axes[row][column]
-            for offset, (label, slice_name) in enumerate(
-                (("overall", None), (f"cold ({COLD[cold]} friends)", cold))
-            ):
+            for offset, on_cold_slice in enumerate((False, True)):
                 means, stds, names = [], [], []
                 for model in PLOTTED:
                     found = seeds_of(out, dataset, model, cold)
-                    values = recalls(found) if slice_name is None else slice_values(found, cold, "recall@20")
+                    values = slice_values(found, cold, "recall@20") if on_cold_slice else recalls(found)
                     if values:
                         names.append(model)
                         means.append(statistics.mean(values))
                         stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
                 positions = [i + 0.4 * offset for i in range(len(names))]
+                label = "cold slice" if on_cold_slice else "overall"
                 axis.bar(positions, means, width=0.4, yerr=stds, capsize=2, label=label)
                 ticks = [i + 0.2 for i in range(len(names))]
                 axis.set_xticks(ticks, names, rotation=40, ha="right", fontsize=7)
             axis.set_title(f"{dataset}, {title} (cold: {COLD[cold]} friends)", fontsize=9)
             axis.set_ylabel("test recall@20")
-    figure.legend(
-        *axes[0][0].get_legend_handles_labels()[:1], ["overall", "cold slice"], loc="upper center", ncols=2
-    )
+    figure.legend(*axes[0][0].get_legend_handles_labels(), loc="upper center", ncols=2)
     figure.tight_layout(rect=(0, 0, 1, 0.95))
     figure.savefig(PLOT, dpi=110)
     plt.close(figure)
