@@ -73,8 +73,8 @@ def l2_candidate(role: str, weight: str) -> Run:
     """A run of the regularisation selection (chosen on valid): an ``l2`` term of that weight and
     no weight decay, or (``"adam"``) the configs as they are: no ``l2`` term, the reference code's
     Adam weight decay (1e-3 on a loss summed over 1,024 pairs, 1e-3 / 1024 on our mean)."""
-    if weight == "adam":
-        return Run(f"{role}-l2-adam", CONFIGS / f"mf-{role}.yaml")
+    if weight == "adam":  # the teacher's directory is the signal's input: retrained when it is gone
+        return Run(f"{role}-l2-adam", CONFIGS / f"mf-{role}.yaml", artifact=role == "teacher")
     overrides = ["train.weight_decay=0"]
     if weight != "0":
         overrides.append(f"objective.terms.l2.weight={weight}")
@@ -86,7 +86,7 @@ def lr_candidate(rate: str) -> Run:
     return Run(f"student-lr-{rate}", CONFIGS / "mf-student.yaml", (f"train.learning_rate={rate}",))
 
 
-TD_DIMS = (10, 200)  # with 20 from the seeded runs: the TD paper's sweep (10/20/100/200), 100 not run
+TD_DIMS = (10, 100, 200)  # with 20 from the seeded runs: the TD paper's sweep (10/20/100/200)
 
 
 def td_student(variant: str, dim: int) -> Run:

@@ -42,7 +42,7 @@ def student(model: str, dim: int, variant: str) -> Run:
 
 
 RUNS = {
-    "teacher": Run("teacher", REPO / "configs" / "gowalla" / "bspm.yaml", trains=False),
+    "teacher": Run("teacher", REPO / "configs" / "gowalla" / "bspm.yaml", trains=False, artifact=True),
     **{
         run.name: run
         for run in (

@@ -41,6 +41,27 @@ def test_a_cold_selection_picks_one_expert_per_row():
     assert torch.allclose(cold, expected, atol=1e-5)
 
 
+def test_a_warm_selection_mixes_every_expert_by_its_gumbel_weight():
+    torch.manual_seed(2)
+    experts = Experts(student_dim=3, teacher_dim=4, count=3)
+    student, teacher = torch.randn(6, 3), torch.randn(6, 4)
+    torch.manual_seed(8)
+    warm = experts(student, teacher, temperature=2.0)
+    with torch.no_grad():  # one expert at a time, weighted by the same Gumbel-softmax draws
+        probabilities = torch.softmax(experts.selection(teacher), dim=1)
+        torch.manual_seed(8)
+        uniform = torch.rand_like(probabilities).clamp_(1e-10, 1 - 1e-7)
+        logits = (probabilities + 1e-10).log() - torch.log(-torch.log(uniform))
+        weights = torch.softmax(logits / 2.0, dim=1)
+        mixed = torch.zeros(6, 4)
+        for m in range(3):
+            hidden = torch.relu(student @ experts.hidden[m] + experts.hidden_bias[m])
+            mixed += weights[:, m : m + 1] * (hidden @ experts.output[m] + experts.output_bias[m])
+        expected = ((teacher - mixed) ** 2).sum(1)
+    assert weights.max() < 0.99  # genuinely mixed, not one expert
+    assert torch.allclose(warm, expected, atol=1e-5)
+
+
 def teacher_signal(num_users: int, num_items: int, dim: int) -> TeacherSignal:
     generator = torch.Generator().manual_seed(3)
     return TeacherSignal(

@@ -91,3 +91,44 @@ def test_htd_with_one_group_is_ftd_plus_prototype_terms():
     assert value >= 0
     assert value != pytest.approx(ftd(outputs).item())  # cross-side pairs are left to the group level
     assert {name.split(".")[0] for name, _ in htd.named_parameters()} == {"user_groups", "item_groups"}
+
+
+def test_htd_matches_a_slow_formula_over_its_groups():
+    generator = torch.Generator().manual_seed(3)
+    t_users, t_items = torch.randn(2, 5, generator=generator), torch.randn(4, 5, generator=generator)
+    s_users, s_items = torch.randn(2, 3, generator=generator), torch.randn(4, 3, generator=generator)
+    torch.manual_seed(0)
+    htd = HTD(HTDParams(weight=1.0, groups=2), context(teacher(t_users, t_items), dim=3))
+    torch.manual_seed(1)
+    value = htd(batch(s_users, s_items)).item()
+    torch.manual_seed(1)  # the assignment networks' Gumbel draws, replayed in the forward's order
+    assignment = htd.user_groups(s_users, t_users, 0.1).sum() + htd.item_groups(s_items, t_items, 0.1).sum()
+    with torch.no_grad():
+        groups = [*htd.user_groups.selection(t_users).argmax(1).tolist()]
+        groups += [g + 2 for g in htd.item_groups.selection(t_items).argmax(1).tolist()]
+    teacher_rows = [row.tolist() for row in (*t_users, *t_items)]
+    student_rows = [row.tolist() for row in (*s_users, *s_items)]
+    entities = range(len(groups))
+    entity_level = sum(
+        (cosine(teacher_rows[a], teacher_rows[b]) - cosine(student_rows[a], student_rows[b])) ** 2
+        for a in entities
+        for b in entities
+        if groups[a] == groups[b]
+    )
+
+    def prototype(rows: list[list[float]], group: int) -> list[float]:
+        members = [rows[a] for a in entities if groups[a] == group]
+        return [sum(column) / len(members) for column in zip(*members, strict=True)]
+
+    group_level = sum(
+        (
+            cosine(prototype(teacher_rows, group), teacher_rows[a])
+            - cosine(prototype(student_rows, group), student_rows[a])
+        )
+        ** 2
+        for group in set(groups)
+        for a in entities
+    )
+    assert len(set(groups)) > 2  # some side has two groups: the within-group restriction is exercised
+    expected = (entity_level + group_level + assignment.item()) / 3
+    assert value == pytest.approx(expected, rel=1e-5)

@@ -72,16 +72,21 @@ class Experts(nn.Module):
     def forward(self, student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
         """(N,) squared error of the selected experts' reconstruction of ``teacher`` (N, d_t)
         from ``student`` (N, d_s)."""
-        hidden = torch.relu(torch.matmul(student.unsqueeze(0), self.hidden) + self.hidden_bias)
-        outputs = torch.matmul(hidden, self.output) + self.output_bias  # (M, N, d_t)
-        if self.count == 1:
-            mixed = outputs[0]
+        count, student_dim, width = self.hidden.shape
+        # every expert's hidden layer in one GEMM: (N, d_s) @ (d_s, M·h)
+        hidden = student @ self.hidden.transpose(0, 1).reshape(student_dim, count * width)
+        hidden = torch.relu(hidden + self.hidden_bias.reshape(1, count * width))
+        if count == 1:
+            weights = hidden.new_ones(len(student), 1)
         else:
             probabilities = F.softmax(self.selection(teacher), dim=1)
             uniform = torch.rand_like(probabilities).clamp_(1e-10, 1 - 1e-7)
             gumbel = -torch.log(-torch.log(uniform))
             weights = F.softmax(((probabilities + 1e-10).log() + gumbel) / temperature, dim=1)  # (N, M)
-            mixed = torch.einsum("nm,mnd->nd", weights, outputs)
+        # Σ_m α_m (h_m W_m + b_m) = [α_1 h_1, …, α_M h_M] @ [W_1; …; W_M] + α @ B: the mixture as one
+        # GEMM, never the (M, N, d_t) stack of every expert's output
+        scaled = (hidden.view(len(student), count, width) * weights.unsqueeze(2)).view(len(student), -1)
+        mixed = scaled @ self.output.reshape(count * width, -1) + weights @ self.output_bias.squeeze(1)
         return (teacher - mixed).pow(2).sum(1)
 
     def extra_repr(self) -> str:

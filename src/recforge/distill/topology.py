@@ -124,14 +124,25 @@ class HTD(_TeacherTopology):
             )
         student = torch.cat([student_users, student_items])
         teacher = _same_width(teacher_users, teacher_items)
-        same_group = groups.unsqueeze(0) == groups.unsqueeze(1)
-        entity_level = ((cosine_matrix(teacher, teacher) - cosine_matrix(student, student)) * same_group).pow(
-            2
-        )
+        entity_level = within_group_topology(teacher, student, groups)
         members = F.one_hot(groups).T.float()[groups.unique()]  # (G', N)
         members = members / members.sum(1, keepdim=True)
         group_level = cosine_matrix(members @ teacher, teacher) - cosine_matrix(members @ student, student)
-        return (entity_level.sum() + group_level.pow(2).sum() + assignment) / len(outputs["query_ids"])
+        return (entity_level + group_level.pow(2).sum() + assignment) / len(outputs["query_ids"])
+
+
+def within_group_topology(teacher: Tensor, student: Tensor, groups: Tensor) -> Tensor:
+    r""":math:`\sum_{a,b:\,g_a = g_b} (\cos(t_a, t_b) - \cos(s_a, s_b))^2`, one group's block at a time:
+    :math:`\sum_g n_g^2` pairs instead of the :math:`N^2` of a masked full matrix (30× fewer at 30
+    balanced groups a side). The loop runs over the batch's groups, at most 2G."""
+    order = torch.argsort(groups, stable=True)
+    counts = torch.bincount(groups)
+    sizes = counts[counts > 0].tolist()
+    teacher_blocks = F.normalize(teacher[order], dim=-1).split(sizes)
+    student_blocks = F.normalize(student[order], dim=-1).split(sizes)
+    return torch.stack(
+        [(t @ t.T - s @ s.T).pow(2).sum() for t, s in zip(teacher_blocks, student_blocks, strict=True)]
+    ).sum()
 
 
 def _same_width(users: Tensor, items: Tensor) -> Tensor:
