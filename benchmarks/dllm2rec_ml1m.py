@@ -24,7 +24,12 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import scipy.stats
 
 from run_matrix import REPO, Run, load, main, stopped_by_budget
@@ -134,9 +139,9 @@ def report(out) -> str:  # type: ignore[no-untyped-def]
             lines.append(f"| {student} {variant} | {seeds} | {cells} | {gain} | {epoch:.1f} |")
     if gains:
         lines.append(f"\nAverage N@10 gain over students: {statistics.mean(gains):+.1%}")
-    ablations = [(name, load(out, name)) for name in RUNS if name.startswith("sasrec-no-") or "topk" in name]
-    done = [(name, summary) for name, summary in ablations if summary is not None]
-    if done:
+    names = ["sasrec-dllm2rec-seed0", *(n for n in RUNS if n.startswith("sasrec-no-") or "topk" in n)]
+    done = [(name, summary) for name in names if (summary := load(out, name)) is not None]
+    if len(done) > 1:
         lines += [
             "",
             "| ablation (sasrec, seed 0) | " + " | ".join(METRICS) + " |",
@@ -144,7 +149,53 @@ def report(out) -> str:  # type: ignore[no-untyped-def]
         ]
         for name, summary in done:
             lines.append(f"| {name} | " + " | ".join(f"{summary['test'][m]:.4f}" for m in METRICS) + " |")
+    lines.append(f"\nplot: {plot(out).relative_to(REPO)}")
     return "\n".join(lines)
+
+
+PLOT = REPO / "benchmarks" / "results" / "dllm2rec_ml1m.png"
+
+
+def plot(out) -> Path:  # type: ignore[no-untyped-def]
+    """Test NDCG@10 of each student alone and with DLLM2Rec (mean and std over the finished
+    seeds), the teacher as a line; the ablations (seed 0) in a second panel."""
+    figure, (students, ablations) = plt.subplots(1, 2, figsize=(10, 3.6), width_ratios=(3, 2))
+    for offset, variant in ((-0.2, "alone"), (0.2, "dllm2rec")):
+        for index, student in enumerate(STUDENTS):
+            found = [s for seed in SEEDS if (s := load(out, f"{student}-{variant}-seed{seed}")) is not None]
+            if not found:
+                continue
+            values = [s["test"]["ndcg@10"] for s in found]
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            colour = "tab:blue" if variant == "alone" else "tab:orange"
+            students.bar(
+                index + offset,
+                statistics.mean(values),
+                0.4,
+                yerr=spread,
+                color=colour,
+                label=None if index else f"{variant} (seeds: {len(values)})",
+            )
+    teacher = load(out, "teacher")
+    if teacher is not None:
+        students.axhline(teacher["test"]["ndcg@10"], color="grey", linestyle="--", label="text teacher")
+    students.set_xticks(range(len(STUDENTS)), list(STUDENTS))
+    students.set(ylabel="test NDCG@10", title="ML-1M: students alone and with DLLM2Rec")
+    students.legend(fontsize=8)
+    names = ["sasrec-dllm2rec-seed0", *(n for n in RUNS if n.startswith("sasrec-no-") or "topk" in n)]
+    done = [(name, summary) for name in names if (summary := load(out, name)) is not None]
+    if done:
+        labels = [name.removeprefix("sasrec-").removesuffix("-seed0") for name, _ in done]
+        ablations.barh(labels, [summary["test"]["ndcg@10"] for _, summary in done], color="tab:orange")
+        alone = load(out, "sasrec-alone-seed0")
+        if alone is not None:
+            ablations.axvline(alone["test"]["ndcg@10"], color="tab:blue", linestyle=":", label="alone")
+            ablations.legend(fontsize=8)
+        ablations.set(xlabel="test NDCG@10", title="SASRec ablations (seed 0)")
+    figure.tight_layout()
+    figure.savefig(PLOT, dpi=120)
+    plt.close(figure)
+    return PLOT
 
 
 if __name__ == "__main__":
