@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recforge.allocator import keep_freed_memory
 from recforge.errors import RecforgeError
 
 app = typer.Typer(
@@ -570,7 +569,6 @@ def quickstart(
 
 
 def main() -> None:
-    keep_freed_memory()  # every command's large temporaries reuse the heap (recforge.allocator)
     app()
 
 

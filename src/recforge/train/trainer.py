@@ -29,7 +29,7 @@ from rich.progress import (
 from rich.table import Table
 from torch import nn
 
-from recforge.allocator import keep_freed_memory
+from recforge.allocator import steps_reuse_freed_memory
 from recforge.checkpoint import (
     WEIGHTS_FILE,
     CheckpointInfo,
@@ -176,7 +176,6 @@ def _train_locked(
         _check_resumable(run_dir, config)
     if config.train.num_threads:
         torch.set_num_threads(config.train.num_threads)
-    keep_freed_memory()  # the step's score-sized temporaries reuse the heap (recforge.allocator)
     seed_everything(config.seed)
     started = time.perf_counter()
 
@@ -255,22 +254,25 @@ def _train_locked(
             steps_run, out_of_time = 0, False
             progress.reset(batch_task, total=len(batches), description=f"epoch {epoch}")
             lr = _learning_rate(config, state.global_step, total_steps)
-            for step, batch in enumerate(batches):
-                lr = _learning_rate(config, state.global_step, total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                try:
-                    parts = training_step(task, objective, optimizer, batch)
-                except _NonFiniteLossError as failure:
-                    raise _diverged(epoch, step, state.global_step, failure.parts, config) from None
-                state.global_step += 1
-                steps_run += 1
-                for name, part in parts.items():
-                    sums[name] = sums[name] + part if name in sums else part
-                progress.advance(batch_task)
-                if budget is not None and state.train_seconds + time.perf_counter() - epoch_started >= budget:
-                    out_of_time = True  # checked between batches: the budget is not overrun by an epoch
-                    break
+            # the steps' score-sized temporaries reuse the heap; evaluation runs on glibc's rules
+            with steps_reuse_freed_memory():
+                for step, batch in enumerate(batches):
+                    lr = _learning_rate(config, state.global_step, total_steps)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    try:
+                        parts = training_step(task, objective, optimizer, batch)
+                    except _NonFiniteLossError as failure:
+                        raise _diverged(epoch, step, state.global_step, failure.parts, config) from None
+                    state.global_step += 1
+                    steps_run += 1
+                    for name, part in parts.items():
+                        sums[name] = sums[name] + part if name in sums else part
+                    progress.advance(batch_task)
+                    spent = state.train_seconds + time.perf_counter() - epoch_started
+                    if budget is not None and spent >= budget:
+                        out_of_time = True  # checked between batches: the budget is not overrun by an epoch
+                        break
             _check_parameters(modules, epoch, config)
             epoch_seconds = time.perf_counter() - epoch_started
             state.train_seconds += epoch_seconds
