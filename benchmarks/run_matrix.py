@@ -113,9 +113,13 @@ def run_one(run: Run, out: Path, budget_s: float, threads: int) -> dict:
     if earlier is not None and earlier.get("test") != finished.get("test"):
         # a retrained artifact that differs (another thread count sums in another order): the runs
         # that read the earlier one are not comparable with the runs that will read this one
+        then, now = earlier.get("test") or {}, finished.get("test") or {}
+        gaps = {m: abs(now[m] - then[m]) for m in now.keys() & then.keys() if None not in (now[m], then[m])}
+        widest = max(gaps, key=gaps.__getitem__) if gaps else None
+        largest = f"largest test difference {gaps[widest]:.2g} in {widest}" if widest else "other metrics"
         print(
-            f"warning: {run.name} retrained differs from its ledger entry "
-            f"({earlier.get('threads')} threads then, {threads} now); the ledger now holds the new one",
+            f"warning: {run.name} retrained differs from its ledger entry ({largest}; "
+            f"{earlier.get('threads')} threads then, {threads} now); the ledger now holds the new one",
             file=sys.stderr,
         )
     record(out, run.name, finished)
