@@ -36,7 +36,8 @@ else:
 """
 
 # an evaluation pass, twice: a 52 MB score block per batch of queries, its top-k kept; prints the
-# resident-memory growth in MB, after a scope of steps ("scoped") or with the setting left on
+# resident-memory growth in MB after a scope of steps (left on, the heap fragments: +2 GB measured
+# here, though how much depends on the machine; benchmarks/RESULTS.md, 2026-12-03)
 ACCUMULATE = """
 import sys, torch
 from recforge.allocator import keep_freed_memory, steps_reuse_freed_memory
@@ -74,4 +75,3 @@ def test_steps_reuse_freed_blocks_instead_of_faulting_them_in_again():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_after_the_steps_a_loop_that_keeps_results_does_not_grow_the_heap():
     assert run(ACCUMULATE, "scoped") < 150  # each block mapped and unmapped: a few MB of top-k
-    assert run(ACCUMULATE, "left-on") > 500  # the hazard the scope removes: the heap fragments
