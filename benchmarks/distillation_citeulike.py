@@ -92,8 +92,11 @@ TD_DIMS = (10, 100, 200)  # with 20 from the seeded runs: the TD paper's sweep (
 def td_student(variant: str, dim: int) -> Run:
     """The TD dimension sweep: the student alone or with FTD at another size (seed 0)."""
     teacher = () if variant == "alone" else (f"objective.teacher={SIGNAL}",)
-    return Run(f"td-d{dim}-{variant}", CONFIGS / "mf-student.yaml",
-               (STUDENT_LEARNING_RATE, f"model.dim={dim}", *STUDENT_TERMS[variant], *teacher))
+    return Run(
+        f"td-d{dim}-{variant}",
+        CONFIGS / "mf-student.yaml",
+        (STUDENT_LEARNING_RATE, f"model.dim={dim}", *STUDENT_TERMS[variant], *teacher),
+    )
 
 
 TEACHER_RUN = "teacher-l2-adam"  # the teacher the selection chose (valid NDCG@10)
@@ -198,8 +201,12 @@ def td_sweep(out: Path) -> str:
     teacher = load(out, TEACHER_RUN)
     if teacher:
         axis.axhline(teacher["test"]["hit@10"], color="grey", linestyle="--", label="teacher (200-d)")
-    axis.set(xscale="log", xlabel="student dimension", ylabel="test H@10 (sampled)",
-             title="CiteULike: TD dimension sweep")
+    axis.set(
+        xscale="log",
+        xlabel="student dimension",
+        ylabel="test H@10 (sampled)",
+        title="CiteULike: TD dimension sweep",
+    )
     axis.legend()
     figure.tight_layout()
     figure.savefig(PLOT, dpi=120)
@@ -207,6 +214,8 @@ def td_sweep(out: Path) -> str:
 
 
 if __name__ == "__main__":
-    export_signal()
-    main(RUNS, report, description=__doc__.splitlines()[0], out=OUT, budget_s=600.0)
+    # the signal is exported once its teacher has finished: before the first run that reads it
+    main(
+        RUNS, report, description=__doc__.splitlines()[0], out=OUT, budget_s=600.0, before_each=export_signal
+    )
     export_signal()

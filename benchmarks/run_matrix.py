@@ -161,8 +161,18 @@ def cells(summary: dict | None, metrics: tuple[str, ...]) -> str:
     return " | ".join(f"{test[m]:.4f}" for m in metrics) + f" | {stop} | {summary['train_seconds']:.0f}"
 
 
-def run_all(runs: dict[str, Run], names: list[str], out: Path, budget_s: float, threads: int) -> None:
+def run_all(
+    runs: dict[str, Run],
+    names: list[str],
+    out: Path,
+    budget_s: float,
+    threads: int,
+    before_each: Callable[[], None] = lambda: None,
+) -> None:
+    """Train ``names`` in order; ``before_each`` prepares what a run reads from an earlier one of
+    the same invocation (a teacher's exported signal, once the teacher has finished)."""
     for name in names:
+        before_each()
         summary = run_one(runs[name], out, budget_s, threads)
         test = ", ".join(f"{key} {value:.4f}" for key, value in summary["test"].items() if "@" in key)
         cut = "; STOPPED BY THE TIME BUDGET (raise --budget-s)" if stopped_by_budget(summary) else ""
@@ -174,7 +184,13 @@ def run_all(runs: dict[str, Run], names: list[str], out: Path, budget_s: float, 
 
 
 def main(
-    runs: dict[str, Run], report: Callable[[Path], str], *, description: str, out: Path, budget_s: float
+    runs: dict[str, Run],
+    report: Callable[[Path], str],
+    *,
+    description: str,
+    out: Path,
+    budget_s: float,
+    before_each: Callable[[], None] = lambda: None,
 ) -> None:
     """The command line every run-matrix benchmark shares: ``--runs``, budget, threads, ``--report``."""
     parser = argparse.ArgumentParser(description=description)
@@ -190,6 +206,6 @@ def main(
     unknown = sorted(set(names) - set(runs))
     if unknown:
         parser.error(f"unknown runs {unknown}; choose from {', '.join(runs)}")
-    run_all(runs, names, args.out, args.budget_s, args.threads)
+    run_all(runs, names, args.out, args.budget_s, args.threads, before_each)
     if args.report:
         print(report(args.out))
