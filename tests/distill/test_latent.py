@@ -140,6 +140,13 @@ def test_phr_starts_as_one_shared_projection_and_personalises_by_the_teacher():
     assert torch.allclose(
         projection(student, teacher), ((teacher - projection.decode(modulated)) ** 2).sum(1)
     )
+    # the teacher only rescales features of the student: a zero student row cannot reproduce its
+    # teacher row (the shortcut that starved the student of gradient), whatever the modulation
+    with torch.no_grad():
+        projection.scale.weight.normal_()
+        projection.scale.bias.normal_()
+    zero = torch.zeros(5, 2)
+    assert torch.allclose(projection(zero, teacher), ((teacher - projection.decode.bias) ** 2).sum(1))
     term = PHR(PHRParams(weight=1.0, hidden=4), context(teacher_signal(3, 4, 3)))
     outputs = BatchOutputs(
         query_ids=torch.tensor([0, 1]),

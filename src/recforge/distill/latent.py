@@ -133,30 +133,35 @@ class PHRParams(TermParams):
 
 
 class PersonalisedProjection(nn.Module):
-    r"""One projection from the student's space to the teacher's, modulated per entity by that
-    entity's teacher representation (FiLM-style):
-    :math:`\hat t = W_2\,[\mathrm{ReLU}(W_1 s) \odot (1 + \gamma(t)) + \beta(t)] + b`, with
-    :math:`\gamma, \beta` linear in t and initialised to zero (so training starts from one
-    shared projection, DE with a single expert)."""
+    r"""One projection from the student's space to the teacher's, whose features the entity's
+    teacher representation rescales (FiLM without the shift):
+    :math:`\hat t = W_2\,[\mathrm{ReLU}(W_1 s) \odot (1 + \gamma(t))] + b`, with :math:`W_1`
+    bias-free and :math:`\gamma` linear in t, initialised to zero (so training starts from one
+    shared projection, DE with a single expert).
+
+    Why no shift and no bias in :math:`W_1`: any path by which t reaches :math:`\hat t` without
+    passing through features of s lets the projection copy the target from the target. A first
+    design had one (:math:`+\beta(t)`, FiLM's shift): it learnt to reconstruct t from t, the
+    student's embeddings got almost no gradient, and on CiteULike the student's valid NDCG@10
+    followed the student trained alone to within 0.001 at every epoch. Now a student row of zeros
+    projects to b for every entity, whatever its teacher row."""
 
     def __init__(self, student_dim: int, teacher_dim: int, hidden: int) -> None:
         super().__init__()
-        self.encode = nn.Linear(student_dim, hidden)
+        self.encode = nn.Linear(student_dim, hidden, bias=False)
         self.scale = nn.Linear(teacher_dim, hidden)
-        self.shift = nn.Linear(teacher_dim, hidden)
         self.decode = nn.Linear(hidden, teacher_dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.encode.reset_parameters()
         self.decode.reset_parameters()
-        for layer in (self.scale, self.shift):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        nn.init.zeros_(self.scale.weight)
+        nn.init.zeros_(self.scale.bias)
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         """(N,) squared error of the personalised projection of ``student`` against ``teacher``."""
-        hidden = torch.relu(self.encode(student)) * (1 + self.scale(teacher)) + self.shift(teacher)
+        hidden = torch.relu(self.encode(student)) * (1 + self.scale(teacher))
         return (teacher - self.decode(hidden)).pow(2).sum(1)
 
 
@@ -166,11 +171,11 @@ class PHR(Term[PHRParams]):
     generalising DE's discrete experts; the paper's body is not public, so this is our design).
 
     DE picks one of M fixed experts per entity; PHR gives every entity its own projection, a
-    shared MLP whose hidden layer the entity's teacher embedding scales and shifts (FiLM). That is
-    continuous where DE is discrete, costs two d_t×h maps instead of M experts, needs no annealed
-    Gumbel temperature, and starts exactly as a one-expert DE (the modulation is initialised to
-    zero). The loss and its weighting (distinct users, half of distinct positive and of negative
-    items, divided by the batch size) are DE's."""
+    shared MLP whose hidden features the entity's teacher embedding rescales (FiLM's scale). That is
+    continuous where DE is discrete, costs one d_t×h map instead of M experts, needs no annealed
+    Gumbel temperature, and starts as a one-expert DE whose hidden layer has no bias (the
+    modulation is initialised to zero). The loss and its weighting (distinct users, half of
+    distinct positive and of negative items, divided by the batch size) are DE's."""
 
     needs = DE.needs
     teacher_needs = DE.teacher_needs
