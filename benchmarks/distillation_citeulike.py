@@ -214,8 +214,7 @@ def td_sweep(out: Path) -> str:
 
 
 if __name__ == "__main__":
-    # the signal is exported once its teacher has finished: before the first run that reads it
+    # the signal is exported once its teacher has finished: before the next run, and at the end
     main(
         RUNS, report, description=__doc__.splitlines()[0], out=OUT, budget_s=600.0, before_each=export_signal
     )
-    export_signal()

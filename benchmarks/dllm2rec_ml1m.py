@@ -199,6 +199,5 @@ def plot(out) -> Path:  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    # a finished teacher's signal, before the next run (a student reads it) and at the end
+    # the signal is exported once its teacher has finished: before the next run, and at the end
     main(RUNS, report, description=__doc__.splitlines()[0], out=OUT, budget_s=5400, before_each=export_signal)
-    export_signal()

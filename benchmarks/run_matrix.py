@@ -170,7 +170,8 @@ def run_all(
     before_each: Callable[[], None] = lambda: None,
 ) -> None:
     """Train ``names`` in order; ``before_each`` prepares what a run reads from an earlier one of
-    the same invocation (a teacher's exported signal, once the teacher has finished)."""
+    the same invocation (a teacher's exported signal, once the teacher has finished), and runs once
+    more after the last run, so that a report or a later invocation finds it."""
     for name in names:
         before_each()
         summary = run_one(runs[name], out, budget_s, threads)
@@ -181,6 +182,7 @@ def run_all(
             f"{summary['train_seconds']:.0f} s{cut})",
             flush=True,
         )
+    before_each()
 
 
 def main(
