@@ -11,6 +11,8 @@ stopping reads valid Recall@20 only; test is scored once. The issue's goal: the 
 
     .venv/bin/python benchmarks/distillation_gowalla.py --runs teacher --threads 2
     .venv/bin/python benchmarks/distillation_gowalla.py --runs mf32-alone,mf32-rrd --budget-s 1200
+    .venv/bin/python benchmarks/distillation_gowalla.py --runs lightgcn64-teacher --budget-s 1500
+    .venv/bin/python benchmarks/distillation_gowalla.py --runs lightgcn32-rrd-from-lightgcn64 --budget-s 900
     .venv/bin/python benchmarks/distillation_gowalla.py --report
 """
 
@@ -30,12 +32,17 @@ STUDENT_CONFIGS = {
     "lightgcn": REPO / "benchmarks" / "configs" / "gowalla_lightgcn_fast.yaml",
 }
 TERMS = {"alone": (), "rrd": ("objective.terms.rrd.weight=0.001",)}
+LIGHTGCN_TEACHER = "lightgcn64-teacher"
+"""The trained teacher: LightGCN's best CPU recipe (64-d, ``gowalla_lightgcn_fast.yaml``; 256-d would
+take hours on these cores), beside the filter teacher. Its signal is written to its own directory."""
+TEACHER_SIGNALS = {"teacher": SIGNAL, LIGHTGCN_TEACHER: OUT / f"{LIGHTGCN_TEACHER}-signal"}
 
 
-def student(model: str, dim: int, variant: str) -> Run:
-    teacher = () if variant == "alone" else (f"objective.teacher={SIGNAL}",)
+def student(model: str, dim: int, variant: str, teacher_run: str = "teacher") -> Run:
+    teacher = () if variant == "alone" else (f"objective.teacher={TEACHER_SIGNALS[teacher_run]}",)
+    suffix = "" if teacher_run == "teacher" else f"-from-{teacher_run.removesuffix('-teacher')}"
     return Run(
-        f"{model}{dim}-{variant}",
+        f"{model}{dim}-{variant}{suffix}",
         STUDENT_CONFIGS[model],
         (f"model.dim={dim}", *TERMS[variant], *teacher),
     )
@@ -43,12 +50,14 @@ def student(model: str, dim: int, variant: str) -> Run:
 
 RUNS = {
     "teacher": Run("teacher", REPO / "configs" / "gowalla" / "bspm.yaml", trains=False, artifact=True),
+    LIGHTGCN_TEACHER: Run(LIGHTGCN_TEACHER, STUDENT_CONFIGS["lightgcn"], artifact=True),
     **{
         run.name: run
         for run in (
             student(model, dim, variant) for model in STUDENT_CONFIGS for dim in (32, 16) for variant in TERMS
         )
     },
+    **{run.name: run for run in (student("lightgcn", dim, "rrd", LIGHTGCN_TEACHER) for dim in (32, 16))},
 }
 
 
@@ -58,22 +67,30 @@ resumed with ``recforge train ... -o train.max_train_seconds=1800 --resume`` (sa
 
 
 def export_signal() -> None:
-    """The teacher's TeacherSignal, once the teacher has finished."""
-    if (SIGNAL / "teacher.json").exists() or not (OUT / "teacher" / "metrics.json").exists():
-        return
-    command = [sys.executable, "-m", "recforge.cli", "teacher", "export", str(OUT / "teacher")]
-    subprocess.run([*command, "-o", str(SIGNAL), "--k", "500"], check=True, cwd=REPO)
+    """Each teacher's TeacherSignal, once that teacher has finished."""
+    for teacher_run, signal in TEACHER_SIGNALS.items():
+        if (signal / "teacher.json").exists() or not (OUT / teacher_run / "metrics.json").exists():
+            continue
+        command = [sys.executable, "-m", "recforge.cli", "teacher", "export", str(OUT / teacher_run)]
+        subprocess.run([*command, "-o", str(signal), "--k", "500"], check=True, cwd=REPO)
+
+
+def teacher_of(name: str) -> str:
+    """The teacher run whose signal ``name`` read (``-from-lightgcn64`` students, or the filter)."""
+    suffix = f"-from-{LIGHTGCN_TEACHER.removesuffix('-teacher')}"
+    return LIGHTGCN_TEACHER if name.endswith(suffix) else "teacher"
 
 
 def report(out: Path) -> str:
-    teacher = load(out, "teacher")
-    reference = teacher["test"]["recall@20"] if teacher else None
+    """Every finished run; a student's share is of its own teacher's test Recall@20."""
     header = "| run | " + " | ".join(METRICS) + " | of teacher R@20 | best/ran epochs | train s |"
     lines = [header, "|" + "---|" * (len(METRICS) + 4)]
     for name in (*RUNS, *RESUMED):
         summary = load(out, name)
         if summary is None:
             continue
+        teacher = load(out, teacher_of(name))
+        reference = teacher["test"]["recall@20"] if teacher and name not in TEACHER_SIGNALS else None
         share = f"{summary['test']['recall@20'] / reference:.1%}" if reference else "–"
         values = " | ".join(f"{summary['test'][metric]:.4f}" for metric in METRICS)
         stop = f"{summary['best_epoch']}/{summary['epochs_run']}"
