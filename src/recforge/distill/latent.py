@@ -180,7 +180,7 @@ class PHR(Term[PHRParams]):
     needs = DE.needs
     teacher_needs = DE.teacher_needs
     Params = PHRParams
-    summary = "PHR personalised hint regression: a per-entity (FiLM) projection onto the teacher"
+    summary = "PHR personalised hint regression: a projection rescaled by each entity's teacher row"
     teacher_users: Tensor
     teacher_items: Tensor
 
