@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import scipy.stats
 
-from run_matrix import REPO, Run, cells, load, main
+from run_matrix import REPO, Run, cells, load, main, stopped_by_budget
 
 OUT = REPO / "benchmarks" / "runs" / "citeulike"
 SIGNAL = OUT / "teacher-signal"
@@ -147,8 +147,8 @@ def mean_std(values: list[float]) -> str:
 
 
 def report(out: Path) -> str:
-    """Every finished run; the seeded students as mean ± std with the gain over the student alone
-    and Welch's t-test p-value; the TD sweep as a table and a plot."""
+    """Every finished run; the seeded students as mean ± std with the gain over the student alone,
+    Welch's t-test p-value and how many seeds the budget stopped; the TD sweep as a table and a plot."""
     header = "| run | " + " | ".join(METRICS) + " | best/ran epochs | train s |"
     lines = [header, "|" + "---|" * (len(METRICS) + 3)]
     for name in RUNS:
@@ -156,7 +156,7 @@ def report(out: Path) -> str:
         if summary is not None:
             lines.append(f"| {name} | {cells(summary, METRICS)} |")
     alone = {metric: [run["test"][metric] for run in seeded(out, "alone")] for metric in METRICS}
-    columns = ["student", "seeds", *METRICS, "gain H@10 (p)", "s/epoch", "authors H@10 / N@10"]
+    columns = ["student", "seeds", *METRICS, "gain H@10 (p)", "s/epoch", "cut by budget", "authors H@10/N@10"]
     lines += ["", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for variant in STUDENT_TERMS:
         runs = seeded(out, variant)
@@ -173,7 +173,8 @@ def report(out: Path) -> str:
         per_epoch = statistics.mean(run["seconds_per_epoch"] for run in runs)
         authors = "/".join(f"{value:.4f}" for value in AUTHORS.get(variant, ())) or "–"
         cells_ = " | ".join(mean_std(values[metric]) for metric in METRICS)
-        lines.append(f"| {variant} | {len(runs)} | {cells_} | {gain} | {per_epoch:.2f} | {authors} |")
+        cut = sum(stopped_by_budget(run) for run in runs)
+        lines.append(f"| {variant} | {len(runs)} | {cells_} | {gain} | {per_epoch:.2f} | {cut} | {authors} |")
     lines += ["", td_sweep(out)]
     return "\n".join(lines)
 

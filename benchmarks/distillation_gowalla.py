@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_matrix import REPO, Run, load, main
+from run_matrix import REPO, Run, load, main, stopped_by_budget
 
 OUT = REPO / "benchmarks" / "runs" / "gowalla-distill"
 SIGNAL = OUT / "teacher-signal"
@@ -82,7 +82,8 @@ def teacher_of(name: str) -> str:
 
 
 def report(out: Path) -> str:
-    """Every finished run; a student's share is of its own teacher's test Recall@20."""
+    """Every finished run; a student's share is of its own teacher's test Recall@20; runs the
+    budget stopped are marked."""
     header = "| run | " + " | ".join(METRICS) + " | of teacher R@20 | best/ran epochs | train s |"
     lines = [header, "|" + "---|" * (len(METRICS) + 4)]
     for name in (*RUNS, *RESUMED):
@@ -93,7 +94,8 @@ def report(out: Path) -> str:
         reference = teacher["test"]["recall@20"] if teacher and name not in TEACHER_SIGNALS else None
         share = f"{summary['test']['recall@20'] / reference:.1%}" if reference else "–"
         values = " | ".join(f"{summary['test'][metric]:.4f}" for metric in METRICS)
-        stop = f"{summary['best_epoch']}/{summary['epochs_run']}"
+        cut = " (budget)" if stopped_by_budget(summary) else ""
+        stop = f"{summary['best_epoch']}/{summary['epochs_run']}{cut}"
         lines.append(f"| {name} | {values} | {share} | {stop} | {summary['train_seconds']:.0f} |")
     return "\n".join(lines)
 

@@ -153,11 +153,13 @@ def stopped_by_budget(summary: dict) -> bool:
 
 
 def cells(summary: dict | None, metrics: tuple[str, ...]) -> str:
-    """Markdown cells: each test metric, best/ran epochs, training seconds."""
+    """Markdown cells: each test metric, best/ran epochs (marked when the budget stopped it),
+    training seconds."""
     if summary is None:
         return " | ".join(["–"] * (len(metrics) + 2))
     test = summary["test"]
-    stop = f"{summary['best_epoch']}/{summary['epochs_run']}"
+    cut = " (budget)" if stopped_by_budget(summary) else ""
+    stop = f"{summary['best_epoch']}/{summary['epochs_run']}{cut}"
     return " | ".join(f"{test[m]:.4f}" for m in metrics) + f" | {stop} | {summary['train_seconds']:.0f}"
 
 
