@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from run_matrix import REPO, Run, load, main, stopped_by_budget
+from run_matrix import REPO, Run, epochs_cell, load, main
 
 OUT = REPO / "benchmarks" / "runs" / "gowalla-distill"
 SIGNAL = OUT / "teacher-signal"
@@ -94,9 +94,8 @@ def report(out: Path) -> str:
         reference = teacher["test"]["recall@20"] if teacher and name not in TEACHER_SIGNALS else None
         share = f"{summary['test']['recall@20'] / reference:.1%}" if reference else "–"
         values = " | ".join(f"{summary['test'][metric]:.4f}" for metric in METRICS)
-        cut = " (budget)" if stopped_by_budget(summary) else ""
-        stop = f"{summary['best_epoch']}/{summary['epochs_run']}{cut}"
-        lines.append(f"| {name} | {values} | {share} | {stop} | {summary['train_seconds']:.0f} |")
+        seconds = f"{summary['train_seconds']:.0f}"
+        lines.append(f"| {name} | {values} | {share} | {epochs_cell(summary)} | {seconds} |")
     return "\n".join(lines)
 
 

@@ -152,15 +152,19 @@ def stopped_by_budget(summary: dict) -> bool:
     return bool(budget) and summary["train_seconds"] >= 0.99 * budget
 
 
+def epochs_cell(summary: dict) -> str:
+    """``best/ran`` epochs, marked ``(budget)`` when the time budget stopped the run."""
+    cut = " (budget)" if stopped_by_budget(summary) else ""
+    return f"{summary['best_epoch']}/{summary['epochs_run']}{cut}"
+
+
 def cells(summary: dict | None, metrics: tuple[str, ...]) -> str:
-    """Markdown cells: each test metric, best/ran epochs (marked when the budget stopped it),
-    training seconds."""
+    """Markdown cells: each test metric, best/ran epochs (``epochs_cell``), training seconds."""
     if summary is None:
         return " | ".join(["–"] * (len(metrics) + 2))
     test = summary["test"]
-    cut = " (budget)" if stopped_by_budget(summary) else ""
-    stop = f"{summary['best_epoch']}/{summary['epochs_run']}{cut}"
-    return " | ".join(f"{test[m]:.4f}" for m in metrics) + f" | {stop} | {summary['train_seconds']:.0f}"
+    values = " | ".join(f"{test[m]:.4f}" for m in metrics)
+    return f"{values} | {epochs_cell(summary)} | {summary['train_seconds']:.0f}"
 
 
 def run_all(

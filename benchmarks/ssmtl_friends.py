@@ -26,7 +26,7 @@ from pathlib import Path
 import matplotlib
 import scipy.stats
 
-from run_matrix import REPO, Run, load, main, stopped_by_budget
+from run_matrix import REPO, Run, epochs_cell, load, main, stopped_by_budget
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # after the backend is chosen
@@ -216,7 +216,7 @@ def valid_rows(settings: list[tuple[str, dict | None]]) -> list[str]:
     """A table row of valid-fold figures for each setting that has a summary."""
     return [
         f"| {key} | {s['valid']['recall@20']:.4f} | {s['valid']['ndcg@20']:.4f} | "
-        f"{s['best_epoch']}/{s['epochs_run']}{' (budget)' if stopped_by_budget(s) else ''} | "
+        f"{epochs_cell(s)} | "
         f"{s['seconds_per_epoch']:.2f} |"
         for key, s in settings
         if s
